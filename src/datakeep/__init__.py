@@ -1,0 +1,103 @@
+"""datakeep: a verified, content-addressed storage layer for data pipelines.
+
+    import datakeep
+    keep = datakeep.open(".")            # finds .datakeep upward, like git
+    c = keep.put(b"...", tags={"kind": "raw"})
+    keep.get(c.digest)
+
+Submodules are imported on first use so that ``datakeep --version`` starts fast.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
+from .errors import (
+    AlreadyExists,
+    Busy,
+    DatakeepError,
+    IndexFailure,
+    IntegrityError,
+    InvalidDigest,
+    InvalidInput,
+    InvalidPath,
+    LinkUnsupported,
+    NotFound,
+    SchemaTooNew,
+    StorageError,
+    UnknownAlgorithm,
+    UnknownBackend,
+)
+
+if TYPE_CHECKING:
+    from .aio import AsyncKeep
+    from .content import Content, Page
+    from .keep import Keep, VerifyReport
+
+__all__ = [
+    "AlreadyExists",
+    "AsyncKeep",
+    "Busy",
+    "Content",
+    "DatakeepError",
+    "IndexFailure",
+    "IntegrityError",
+    "InvalidDigest",
+    "InvalidInput",
+    "InvalidPath",
+    "Keep",
+    "LinkUnsupported",
+    "NotFound",
+    "Page",
+    "SchemaTooNew",
+    "StorageError",
+    "UnknownAlgorithm",
+    "UnknownBackend",
+    "VerifyReport",
+    "__version__",
+    "init",
+    "open",
+    "open_async",
+]
+
+_LAZY = {
+    "AsyncKeep": "aio",
+    "Content": "content",
+    "Page": "content",
+    "Keep": "keep",
+    "VerifyReport": "keep",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'datakeep' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f".{module}", __name__), name)
+
+
+def open(path: str | os.PathLike[str] = ".") -> Keep:  # noqa: A001 - datakeep.open reads well
+    """Open the keep that holds ``path`` (searched upward; ``$DATAKEEP_DIR`` overrides)."""
+    from .keep import Keep, find_keep_dir
+
+    return Keep(find_keep_dir(path))
+
+
+def init(
+    path: str | os.PathLike[str] = ".", algorithm: str = "blake3", index: str | None = None
+) -> Keep:
+    """Create a keep in ``path/.datakeep`` and open it."""
+    from .keep import init_keep
+
+    return init_keep(path, algorithm, index)
+
+
+def open_async(path: str | os.PathLike[str] = ".") -> AsyncKeep:
+    """An async keep: ``async with datakeep.open_async(".") as keep: await keep.put(...)``."""
+    from .aio import AsyncKeep
+
+    return AsyncKeep(path)

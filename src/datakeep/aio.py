@@ -1,0 +1,179 @@
+"""Async twins of every I/O operation of :class:`~datakeep.keep.Keep`.
+
+Each call runs the blocking work in a worker thread, so the event loop never waits on a
+disk, a hash or a database lock. An async iterable given to :meth:`AsyncKeep.put_stream`
+is consumed on the event loop while the hashing and writing happen in the thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from types import TracebackType
+from typing import Any, BinaryIO, TypeVar
+
+from .content import CHUNK, Content, LinkMode, Page
+from .keep import Keep, VerifyReport, find_keep_dir
+from .progress import ProgressCallback
+
+__all__ = ["AsyncKeep", "AsyncReader"]
+
+T = TypeVar("T")
+_END = object()
+
+
+class AsyncReader:
+    """A verified reader whose reads run off the event loop."""
+
+    def __init__(self, reader: io.BufferedReader, run: Any) -> None:
+        self._reader = reader
+        self._run = run
+
+    async def read(self, size: int = -1) -> bytes:
+        data: bytes = await self._run(self._reader.read, size)
+        return data
+
+    async def close(self) -> None:
+        await self._run(self._reader.close)
+
+    async def __aenter__(self) -> AsyncReader:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+def _pull(source: AsyncIterable[bytes], loop: asyncio.AbstractEventLoop) -> Iterator[bytes]:
+    """Iterate an async iterable from a worker thread, each step run on ``loop``."""
+    iterator = aiter(source)
+    while True:
+        chunk = asyncio.run_coroutine_threadsafe(anext(iterator, _END), loop).result()
+        if chunk is _END:
+            return
+        yield chunk  # type: ignore[misc]
+
+
+class AsyncKeep:
+    """``async with datakeep.open_async(".") as keep: await keep.put(b"...")``."""
+
+    def __init__(self, path: str | os.PathLike[str] = ".", *, max_workers: int = 8) -> None:
+        self._path = path
+        self._keep: Keep | None = None
+        self._pool = ThreadPoolExecutor(max_workers, thread_name_prefix="datakeep")
+
+    async def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, partial(fn, *args, **kwargs))
+
+    @property
+    def keep(self) -> Keep:
+        """The underlying synchronous keep (opened by ``async with`` or :meth:`open`)."""
+        if self._keep is None:
+            raise RuntimeError("use 'async with datakeep.open_async(...)' or 'await keep.open()'")
+        return self._keep
+
+    async def open(self) -> AsyncKeep:
+        if self._keep is None:
+            self._keep = await self._run(lambda: Keep(find_keep_dir(self._path)))
+        return self
+
+    async def close(self) -> None:
+        if self._keep is not None:
+            await self._run(self._keep.close)
+            self._keep = None
+        self._pool.shutdown(wait=False)
+
+    async def __aenter__(self) -> AsyncKeep:
+        return await self.open()
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    # -- writing -------------------------------------------------------------------------
+    async def put(self, data: bytes, tags: Mapping[str, str] | None = None) -> Content:
+        result: Content = await self._run(self.keep.put, data, tags)
+        return result
+
+    async def put_stream(
+        self,
+        source: AsyncIterable[bytes] | Iterable[bytes] | BinaryIO,
+        tags: Mapping[str, str] | None = None,
+    ) -> Content:
+        if isinstance(source, AsyncIterable):
+            source = _pull(source, asyncio.get_running_loop())
+        result: Content = await self._run(self.keep.put_stream, source, tags)
+        return result
+
+    async def put_file(
+        self, path: str | os.PathLike[str], tags: Mapping[str, str] | None = None,
+        link: LinkMode = "copy",
+    ) -> Content:
+        result: Content = await self._run(self.keep.put_file, path, tags, link)
+        return result
+
+    async def put_tree(
+        self, path: str | os.PathLike[str], tags: Mapping[str, str] | None = None,
+        link: LinkMode = "copy", progress: ProgressCallback | None = None,
+    ) -> Content:
+        result: Content = await self._run(self.keep.put_tree, path, tags, link, progress)
+        return result
+
+    async def tag(self, digest: str, tags: Mapping[str, str]) -> None:
+        await self._run(self.keep.tag, digest, tags)
+
+    async def untag(self, digest: str, *keys: str) -> int:
+        result: int = await self._run(self.keep.untag, digest, *keys)
+        return result
+
+    # -- reading -------------------------------------------------------------------------
+    async def get(self, digest: str) -> bytes:
+        result: bytes = await self._run(self.keep.get, digest)
+        return result
+
+    async def open_reader(self, digest: str) -> AsyncReader:
+        reader = await self._run(self.keep.open, digest)
+        return AsyncReader(reader, self._run)
+
+    async def stream(self, digest: str, chunk_size: int = CHUNK) -> AsyncIterator[bytes]:
+        reader = await self.open_reader(digest)
+        async with reader:
+            while chunk := await reader.read(chunk_size):
+                yield chunk
+
+    async def info(self, digest: str) -> Content:
+        result: Content = await self._run(self.keep.info, digest)
+        return result
+
+    async def exists(self, digest: str) -> bool:
+        result: bool = await self._run(self.keep.exists, digest)
+        return result
+
+    async def find(
+        self, tags: Mapping[str, str] | None = None, kind: str | None = None,
+        limit: int = 100, after: str | None = None,
+    ) -> Page:
+        result: Page = await self._run(self.keep.find, tags, kind, limit, after)
+        return result
+
+    async def export(
+        self, digest: str, dest: str | os.PathLike[str], link: LinkMode = "copy",
+        progress: ProgressCallback | None = None,
+    ) -> Content:
+        result: Content = await self._run(self.keep.export, digest, dest, link, progress)
+        return result
+
+    async def verify(self, digest: str) -> Content:
+        result: Content = await self._run(self.keep.verify, digest)
+        return result
+
+    async def verify_many(
+        self, digests: Iterable[str] | None = None, progress: ProgressCallback | None = None
+    ) -> VerifyReport:
+        result: VerifyReport = await self._run(self.keep.verify_many, digests, progress)
+        return result

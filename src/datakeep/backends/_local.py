@@ -1,0 +1,309 @@
+"""``datakeep.local@v1``: blobs as read-only files under a root directory.
+
+Layout: ``<root>/<key>`` where the content store's router gives keys a two-character
+fan-out (``blake3/ab/cdef...``). Every write goes to ``<root>/.tmp/`` first and is published
+with ``link()``, which fails if the key exists: create-only and atomic, so a reader or a
+crash never sees a half-written blob. Durability is batched: :meth:`LocalBackend.sync`
+flushes everything written since the last call, once.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import os
+import secrets
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO, ClassVar
+
+from ..errors import LinkUnsupported, NotFound, StorageError
+from ._protocol import BlobInfo, IngestLink, check_key
+
+__all__ = ["LocalBackend"]
+
+_FICLONE = 0x40049409  # from linux/fs.h
+_READ_ONLY = 0o444
+# Below this many unsynced blobs, fsync each; above, one syncfs of the whole filesystem.
+_FSYNC_EACH_LIMIT = 64
+_LINK_UNSUPPORTED = {errno.EXDEV, errno.EPERM, errno.EOPNOTSUPP, errno.EINVAL, errno.ENOTTY,
+                     errno.EMLINK}
+
+
+def _storage_error(action: str, key: str, exc: OSError) -> StorageError:
+    return StorageError(f"cannot {action} blob {key!r}: {exc.strerror or exc}")
+
+
+class _StagedFile:
+    """Bytes written to a temporary file, published under a key on commit."""
+
+    def __init__(self, backend: LocalBackend) -> None:
+        self._backend = backend
+        self._tmp = backend._temp_path()
+        try:
+            self._file: BinaryIO | None = open(  # noqa: SIM115 - closed in commit/abort
+                self._tmp, "xb", opener=lambda p, f: os.open(p, f, _READ_ONLY)
+            )
+        except OSError as exc:
+            raise _storage_error("stage", "(new)", exc) from exc
+
+    def write(self, data: bytes | memoryview, /) -> None:
+        assert self._file is not None, "write after commit or abort"
+        try:
+            self._file.write(data)
+        except OSError as exc:
+            self.abort()
+            raise _storage_error("write", "(staged)", exc) from exc
+
+    def commit(self, key: str) -> bool:
+        assert self._file is not None, "commit after commit or abort"
+        path = self._backend._path(key)
+        try:
+            self._file.close()
+        except OSError as exc:
+            self.abort()
+            raise _storage_error("write", key, exc) from exc
+        self._file = None
+        return self._backend._publish(self._tmp, path, key)
+
+    def abort(self) -> None:
+        if self._file is not None:
+            try:
+                self._file.close()
+            except OSError:
+                pass  # the bytes are being thrown away anyway
+            self._file = None
+        _unlink_quietly(self._tmp)
+
+    def __enter__(self) -> _StagedFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.abort()
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+class LocalBackend:
+    """Blobs as files under ``root``; see the module docstring for the layout."""
+
+    name: ClassVar[str] = "datakeep.local@v1"
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self._root = os.fspath(self.root)
+        self._tmp_dir = os.path.join(self._root, ".tmp")
+        try:
+            os.makedirs(self._tmp_dir, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create blob directory {self._root}: {exc}") from exc
+        self._lock = threading.Lock()
+        self._unsynced: list[str] = []
+        self._known_dirs: set[str] = set()
+
+    def __repr__(self) -> str:
+        return f"LocalBackend({self._root!r})"
+
+    # -- helpers ---------------------------------------------------------------------
+    def _path(self, key: str) -> str:
+        return os.path.join(self._root, check_key(key))
+
+    def _temp_path(self) -> str:
+        return os.path.join(self._tmp_dir, secrets.token_hex(12))
+
+    def _link_into_place(self, source: str, path: str) -> bool:
+        """``link(source, path)``, making parents on demand; False if ``path`` exists."""
+        parent = os.path.dirname(path)
+        if parent not in self._known_dirs:
+            os.makedirs(parent, exist_ok=True)
+            self._known_dirs.add(parent)
+        try:
+            os.link(source, path)
+        except FileExistsError:
+            return False
+        except FileNotFoundError:
+            # the fan-out directory was removed behind our back (gc of an empty dir)
+            os.makedirs(parent, exist_ok=True)
+            try:
+                os.link(source, path)
+            except FileExistsError:
+                return False
+        with self._lock:
+            self._unsynced.append(path)
+        return True
+
+    def _publish(self, tmp: str, path: str, key: str) -> bool:
+        try:
+            return self._link_into_place(tmp, path)
+        except OSError as exc:
+            raise _storage_error("store", key, exc) from exc
+        finally:
+            _unlink_quietly(tmp)
+
+    # -- the Backend contract --------------------------------------------------------
+    def create(self, key: str, data: bytes) -> bool:
+        path = self._path(key)
+        if os.path.exists(path):
+            return False
+        tmp = self._temp_path()
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, _READ_ONLY)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            _unlink_quietly(tmp)
+            raise _storage_error("write", key, exc) from exc
+        return self._publish(tmp, path, key)
+
+    def stage(self) -> _StagedFile:
+        return _StagedFile(self)
+
+    def open(self, key: str, offset: int = 0) -> BinaryIO:
+        path = self._path(key)
+        try:
+            f = open(path, "rb")  # noqa: SIM115 - returned to the caller
+        except FileNotFoundError:
+            raise NotFound(f"no blob {key!r} in {self._root}") from None
+        except OSError as exc:
+            raise _storage_error("open", key, exc) from exc
+        if offset:
+            f.seek(offset)
+        return f
+
+    def read(self, key: str, start: int = 0, end: int | None = None) -> bytes:
+        with self.open(key, start) as f:
+            try:
+                return f.read() if end is None else f.read(max(0, end - start))
+            except OSError as exc:
+                raise _storage_error("read", key, exc) from exc
+
+    def head(self, key: str) -> BlobInfo:
+        try:
+            st = os.stat(self._path(key))
+        except FileNotFoundError:
+            raise NotFound(f"no blob {key!r} in {self._root}") from None
+        except OSError as exc:
+            raise _storage_error("stat", key, exc) from exc
+        return BlobInfo(key, st.st_size)
+
+    def delete(self, key: str) -> bool:
+        try:
+            os.unlink(self._path(key))
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise _storage_error("delete", key, exc) from exc
+        return True
+
+    def list(self, prefix: str = "") -> Iterator[BlobInfo]:
+        # start at the deepest directory the prefix names, so a fan-out prefix is cheap
+        base = prefix.rpartition("/")[0]
+        start = os.path.join(self._root, check_key(base)) if base else self._root
+        stack = [(start, base + "/" if base else "")]
+        while stack:
+            directory, rel = stack.pop()
+            try:
+                entries = list(os.scandir(directory))
+            except FileNotFoundError:
+                continue
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                key = rel + entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    if key.startswith(prefix) or prefix.startswith(key + "/"):
+                        stack.append((entry.path, key + "/"))
+                elif key.startswith(prefix):
+                    yield BlobInfo(key, entry.stat(follow_symlinks=False).st_size)
+
+    def config(self) -> dict[str, Any]:
+        return {"root": self._root}
+
+    # -- the FileBackend extras ------------------------------------------------------
+    def path_of(self, key: str) -> Path:
+        return Path(self._path(key))
+
+    def ingest(self, key: str, source: Path, link: IngestLink) -> bool:
+        path = self._path(key)
+        if os.path.exists(path):
+            return False
+        try:
+            if link == "hardlink":
+                # The user's file and the blob become one inode: make it read-only so an
+                # in-place edit of the working file cannot corrupt the store.
+                mode = os.stat(source).st_mode
+                os.chmod(source, mode & ~0o222)
+                return self._link_into_place(os.fspath(source), path)
+            tmp = self._temp_path()
+            try:
+                with open(source, "rb") as src, open(tmp, "xb") as dst:
+                    fcntl.ioctl(dst.fileno(), _FICLONE, src.fileno())
+                os.chmod(tmp, _READ_ONLY)
+                return self._link_into_place(tmp, path)
+            finally:
+                _unlink_quietly(tmp)
+        except OSError as exc:
+            if exc.errno in _LINK_UNSUPPORTED:
+                raise LinkUnsupported(
+                    f"cannot {link} {os.fspath(source)!r} into {self._root}: {exc.strerror}"
+                ) from exc
+            raise _storage_error("link", key, exc) from exc
+
+    def sync(self) -> None:
+        with self._lock:
+            pending, self._unsynced = self._unsynced, []
+        if not pending:
+            return
+        try:
+            if len(pending) <= _FSYNC_EACH_LIMIT:
+                for path in pending:
+                    _fsync_path(path)
+                for directory in {os.path.dirname(p) for p in pending}:
+                    _fsync_path(directory)
+            else:
+                _syncfs(self._root)
+        except OSError as exc:
+            raise StorageError(f"cannot flush blobs to disk in {self._root}: {exc}") from exc
+
+
+def _fsync_path(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+_libc: Any = None
+
+
+def _syncfs(path: str) -> None:
+    """Flush the one filesystem holding ``path`` (``os.sync`` flushes them all)."""
+    global _libc
+    if _libc is None:
+        try:
+            _libc = ctypes.CDLL(None, use_errno=True)
+            _libc.syncfs  # noqa: B018 - probe that the symbol exists
+        except (OSError, AttributeError):
+            _libc = False
+    if not _libc:
+        os.sync()
+        return
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if _libc.syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+    finally:
+        os.close(fd)

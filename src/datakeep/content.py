@@ -1,0 +1,600 @@
+"""The content store: content-addressed, deduplicated, write-once, verified on every read.
+
+A put streams the bytes once through the hasher and into the backend's staging area,
+names them by digest, publishes the blob create-only, then records it in the index. The
+order matters: a crash can leave an orphan blob (which gc removes) but never an index row
+without its blob. Every read path (bytes, stream, reader, file export) re-hashes what it
+returns and raises :class:`~datakeep.errors.IntegrityError` instead of handing out wrong
+bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Literal
+
+from sqlalchemy import Connection, and_, exists, select
+
+from .backends import Backend, FileBackend
+from .digest import Hasher, new_hasher, parse_digest
+from .errors import (
+    IntegrityError,
+    InvalidInput,
+    InvalidPath,
+    LinkUnsupported,
+    NotFound,
+    StorageError,
+)
+from .index import IndexDatabase, contents, placements
+from .index import tags as tag_table
+from .index.upsert import insert_ignore, insert_or_update
+
+__all__ = [
+    "CHUNK",
+    "Content",
+    "ContentStore",
+    "LinkMode",
+    "Page",
+    "Router",
+    "Written",
+    "fanout_key",
+]
+
+CHUNK = 1 << 20
+# Files up to this size are read whole: one read, no staging file, no second copy.
+SMALL_FILE = 4 << 20
+PRIMARY = "primary"
+
+LinkMode = Literal["copy", "hardlink", "auto"]
+Router = Callable[[str, Mapping[str, str]], str]
+"""Chooses a blob's key from its digest and tags."""
+
+
+def fanout_key(digest: str, tags: Mapping[str, str]) -> str:
+    """The default router: ``<algorithm>/<first two hex>/<rest>``."""
+    algorithm, _, hexpart = digest.partition(":")
+    return f"{algorithm}/{hexpart[:2]}/{hexpart[2:]}"
+
+
+@dataclass(frozen=True, slots=True)
+class Content:
+    """A stored piece of content as the index knows it."""
+
+    digest: str
+    """``algorithm:hex`` of the bytes."""
+    size: int
+    """Length in bytes."""
+    kind: str
+    """``blob``, or ``tree`` for a directory manifest."""
+    created_at: float
+    """When it was first recorded (seconds since the epoch)."""
+    tags: dict[str, str] = field(default_factory=dict)
+    """Labels attached with ``tags=`` or :meth:`ContentStore.tag`."""
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a listing; pass ``next`` as ``after`` to get the following page."""
+
+    items: list[Content]
+    next: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """A blob that is stored in the backend and waits to be recorded in the index."""
+
+    digest: str
+    size: int
+    key: str
+
+
+def _check_tags(tag_map: Mapping[str, str] | None) -> dict[str, str]:
+    if not tag_map:
+        return {}
+    checked = {}
+    for key, value in tag_map.items():
+        if not isinstance(key, str) or not key or len(key) > 255 or "=" in key:
+            raise InvalidInput(f"invalid tag name {key!r}: a non-empty string without '='")
+        if not isinstance(value, str):
+            raise InvalidInput(f"tag {key!r} must have a string value, not {value!r}")
+        checked[key] = value
+    return checked
+
+
+class VerifiedReader(io.RawIOBase):
+    """Reads a blob and checks its digest and size before handing out the last byte."""
+
+    def __init__(self, raw: BinaryIO, digest: str, size: int) -> None:
+        self._raw = raw
+        self._digest = digest
+        self._size = size
+        self._algorithm, _, self._hex = digest.partition(":")
+        self._hasher: Hasher = new_hasher(self._algorithm)
+        self._seen = 0
+        if size == 0:
+            self._finish()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        remaining = self._size - self._seen
+        # ask for one byte more than remains so trailing garbage is noticed
+        n = self._raw.readinto(view[: remaining + 1])  # type: ignore[attr-defined]
+        if n is None:  # non-blocking source with nothing ready
+            return 0
+        if n == 0:
+            if self._seen != self._size:
+                raise IntegrityError(
+                    f"{self._digest} is truncated: {self._seen} of {self._size} bytes stored"
+                )
+            return 0
+        self._seen += n
+        if self._seen > self._size:
+            raise IntegrityError(f"{self._digest} is longer than its recorded {self._size} bytes")
+        self._hasher.update(view[:n])
+        if self._seen == self._size:
+            self._finish()
+        return n
+
+    def _finish(self) -> None:
+        actual = self._hasher.hexdigest()
+        if actual != self._hex:
+            raise IntegrityError(
+                f"{self._digest} is corrupted: its stored bytes hash to "
+                f"{self._algorithm}:{actual}"
+            )
+
+    def close(self) -> None:
+        if not self.closed:
+            self._raw.close()
+        super().close()
+
+
+class ContentStore:
+    """Content-addressed bytes over one backend (the keep's durable home) and an index."""
+
+    def __init__(
+        self,
+        db: IndexDatabase,
+        backend: Backend,
+        algorithm: str,
+        router: Router = fanout_key,
+    ) -> None:
+        self.db = db
+        self.backend = backend
+        self.algorithm = algorithm
+        self.router = router
+        self._reflink_ok = True  # flips off after the first refusal: no syscall per file
+
+    # -- writing blobs (not yet recorded) --------------------------------------------
+    def _digest_of(self, hasher: Hasher) -> str:
+        return f"{self.algorithm}:{hasher.hexdigest()}"
+
+    def write_bytes(self, data: bytes, tags: Mapping[str, str] | None = None) -> Written:
+        hasher = new_hasher(self.algorithm)
+        hasher.update(data)
+        digest = self._digest_of(hasher)
+        key = self.router(digest, tags or {})
+        self.backend.create(key, data)
+        return Written(digest, len(data), key)
+
+    def write_stream(
+        self, source: Iterable[bytes] | BinaryIO, tags: Mapping[str, str] | None = None
+    ) -> Written:
+        hasher = new_hasher(self.algorithm)
+        size = 0
+        with self.backend.stage() as staged:
+            for chunk in _chunks(source):
+                hasher.update(chunk)
+                staged.write(chunk)
+                size += len(chunk)
+            digest = self._digest_of(hasher)
+            key = self.router(digest, tags or {})
+            staged.commit(key)
+        return Written(digest, size, key)
+
+    def write_file(
+        self,
+        path: Path,
+        tags: Mapping[str, str] | None = None,
+        link: LinkMode = "copy",
+    ) -> Written:
+        """Store one regular file; the bytes are read once."""
+        try:
+            with open(path, "rb") as f:
+                before = os.fstat(f.fileno())
+                if link != "copy":
+                    written = self._write_linked(f, path, before.st_size, tags, link)
+                    if written is not None:
+                        return written
+                if before.st_size <= SMALL_FILE:
+                    data = f.read()
+                    _check_unchanged(f, before, path)
+                    return self.write_bytes(data, tags)
+                written = self.write_stream(f, tags)
+                _check_unchanged(f, before, path)
+                return written
+        except FileNotFoundError:
+            raise NotFound(f"no such file: {path}") from None
+        except IsADirectoryError:
+            raise InvalidPath(f"{path} is a directory") from None
+        except PermissionError as exc:
+            raise InvalidInput(f"cannot read {path}: permission denied") from exc
+        except OSError as exc:
+            if isinstance(exc, StorageError):
+                raise
+            raise InvalidInput(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+    def _write_linked(
+        self,
+        f: BinaryIO,
+        path: Path,
+        size: int,
+        tags: Mapping[str, str] | None,
+        link: LinkMode,
+    ) -> Written | None:
+        """Store ``path`` by hard link or reflink; None means fall back to a copy."""
+        if not isinstance(self.backend, FileBackend):
+            if link == "hardlink":
+                raise LinkUnsupported(f"backend {self.backend.name} cannot hold hard links")
+            return None
+        before = os.fstat(f.fileno())
+        hasher = new_hasher(self.algorithm)
+        for chunk in _chunks(f):
+            hasher.update(chunk)
+        _check_unchanged(f, before, path)
+        digest = self._digest_of(hasher)
+        key = self.router(digest, tags or {})
+        tries: list[Literal["reflink", "hardlink"]] = (
+            ["hardlink"] if link == "hardlink" else ["reflink", "hardlink"]
+        )
+        for how in tries:
+            if how == "reflink" and not self._reflink_ok:
+                continue
+            try:
+                self.backend.ingest(key, path, how)
+            except LinkUnsupported:
+                if how == "reflink":
+                    self._reflink_ok = False
+                    continue
+                if link == "hardlink":
+                    raise
+                return None
+            if os.stat(path).st_mtime_ns != before.st_mtime_ns:
+                # changed between hashing and linking: the blob may not match its name
+                self.backend.delete(key)
+                raise InvalidInput(f"{path} changed while it was being stored")
+            return Written(digest, size, key)
+        return None
+
+    # -- recording -------------------------------------------------------------------
+    def record(
+        self,
+        written: Sequence[Written],
+        tags: Mapping[str, str] | None = None,
+        kind: str = "blob",
+        conn: Connection | None = None,
+    ) -> None:
+        """Make stored blobs durable, then add their index rows (idempotent)."""
+        if not written:
+            return
+        if isinstance(self.backend, FileBackend):
+            self.backend.sync()
+        tag_map = _check_tags(tags)
+        now = time.time()
+        unique = {w.digest: w for w in written}
+        content_rows = [
+            {"digest": w.digest, "size": w.size, "kind": kind, "created_at": now}
+            for w in unique.values()
+        ]
+        placement_rows = [
+            {
+                "digest": w.digest,
+                "location": PRIMARY,
+                "backend": self.backend.name,
+                "pointer": json.dumps({"key": w.key}),
+            }
+            for w in unique.values()
+        ]
+        tag_rows = [
+            {"digest": d, "key": k, "value": v} for d in unique for k, v in tag_map.items()
+        ]
+
+        def run(c: Connection) -> None:
+            if kind == "tree":
+                # the same bytes may have been stored as a plain blob before; a tree
+                # names other contents, which gc must know
+                c.execute(insert_or_update(c, contents, ["digest"], ["kind"]), content_rows)
+            else:
+                c.execute(insert_ignore(c, contents, ["digest"]), content_rows)
+            c.execute(insert_ignore(c, placements, ["digest", "location"]), placement_rows)
+            if tag_rows:
+                c.execute(insert_or_update(c, tag_table, ["digest", "key"], ["value"]), tag_rows)
+
+        if conn is not None:
+            run(conn)
+        else:
+            with self.db.write("recording content") as c:
+                run(c)
+
+    # -- the user-facing puts ----------------------------------------------------------
+    def put(self, data: bytes, tags: Mapping[str, str] | None = None) -> Content:
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise InvalidInput(f"put() takes bytes, not {type(data).__name__}")
+        _check_tags(tags)
+        written = self.write_bytes(bytes(data), tags)
+        self.record([written], tags)
+        return self.info(written.digest)
+
+    def put_stream(
+        self, source: Iterable[bytes] | BinaryIO, tags: Mapping[str, str] | None = None
+    ) -> Content:
+        _check_tags(tags)
+        written = self.write_stream(source, tags)
+        self.record([written], tags)
+        return self.info(written.digest)
+
+    def put_file(
+        self, path: str | os.PathLike[str], tags: Mapping[str, str] | None = None,
+        link: LinkMode = "copy",
+    ) -> Content:
+        _check_tags(tags)
+        written = self.write_file(Path(path), tags, link)
+        self.record([written], tags)
+        return self.info(written.digest)
+
+    # -- lookups -----------------------------------------------------------------------
+    def key_of(self, digest: str) -> str:
+        """The backend key of a stored digest; :class:`NotFound` if not recorded."""
+        parse_digest(digest)
+        with self.db.read("looking up a blob") as conn:
+            pointer = conn.execute(
+                select(placements.c.pointer).where(
+                    placements.c.digest == digest, placements.c.location == PRIMARY
+                )
+            ).scalar()
+        if pointer is None:
+            raise NotFound(f"no content {digest} in this keep")
+        return str(json.loads(pointer)["key"])
+
+    def keys_of(self, digests: Iterable[str]) -> dict[str, str]:
+        """Backend keys of many digests at once; :class:`NotFound` names one that is absent."""
+        wanted = sorted(set(digests))
+        keys: dict[str, str] = {}
+        with self.db.read("looking up blobs") as conn:
+            for i in range(0, len(wanted), 500):
+                part = wanted[i : i + 500]
+                rows = conn.execute(
+                    select(placements.c.digest, placements.c.pointer).where(
+                        placements.c.digest.in_(part), placements.c.location == PRIMARY
+                    )
+                )
+                keys.update((d, str(json.loads(p)["key"])) for d, p in rows)
+        for digest in wanted:
+            if digest not in keys:
+                raise NotFound(f"no content {digest} in this keep")
+        return keys
+
+    def exists(self, digest: str) -> bool:
+        parse_digest(digest)
+        with self.db.read("looking up content") as conn:
+            return conn.execute(
+                select(exists().where(contents.c.digest == digest))
+            ).scalar_one()
+
+    def missing(self, digests: Iterable[str]) -> set[str]:
+        """Those of ``digests`` that the index does not hold."""
+        wanted = set(digests)
+        found: set[str] = set()
+        batch = sorted(wanted)
+        with self.db.read("looking up content") as conn:
+            for i in range(0, len(batch), 500):
+                part = batch[i : i + 500]
+                found.update(
+                    conn.execute(
+                        select(contents.c.digest).where(contents.c.digest.in_(part))
+                    ).scalars()
+                )
+        return wanted - found
+
+    def info(self, digest: str) -> Content:
+        parse_digest(digest)
+        items = self._load([digest])
+        if not items:
+            raise NotFound(f"no content {digest} in this keep")
+        return items[0]
+
+    def _load(self, digests: Sequence[str], conn: Connection | None = None) -> list[Content]:
+        if not digests:
+            return []
+        with self.db.read("reading content") as c:
+            rows = c.execute(
+                select(contents).where(contents.c.digest.in_(digests))
+            ).all()
+            tag_rows = c.execute(
+                select(tag_table.c.digest, tag_table.c.key, tag_table.c.value).where(
+                    tag_table.c.digest.in_(digests)
+                )
+            ).all()
+        tag_maps: dict[str, dict[str, str]] = {}
+        for d, k, v in tag_rows:
+            tag_maps.setdefault(d, {})[k] = v
+        by_digest = {
+            r.digest: Content(r.digest, r.size, r.kind, r.created_at, tag_maps.get(r.digest, {}))
+            for r in rows
+        }
+        return [by_digest[d] for d in digests if d in by_digest]
+
+    def find(
+        self,
+        tags: Mapping[str, str] | None = None,
+        kind: str | None = None,
+        limit: int = 100,
+        after: str | None = None,
+    ) -> Page:
+        """Contents carrying every tag in ``tags``, by digest, ``limit`` at a time.
+
+        Keyset paging: rows added meanwhile never make a page skip or repeat an item.
+        """
+        if limit < 1:
+            raise InvalidInput("limit must be at least 1")
+        tag_map = _check_tags(tags)
+        query = select(contents.c.digest).order_by(contents.c.digest).limit(limit + 1)
+        for key, value in tag_map.items():
+            query = query.where(
+                exists().where(
+                    and_(
+                        tag_table.c.digest == contents.c.digest,
+                        tag_table.c.key == key,
+                        tag_table.c.value == value,
+                    )
+                )
+            )
+        if kind is not None:
+            query = query.where(contents.c.kind == kind)
+        if after is not None:
+            query = query.where(contents.c.digest > after)
+        with self.db.read("listing content") as conn:
+            digests = list(conn.execute(query).scalars())
+        more = len(digests) > limit
+        digests = digests[:limit]
+        return Page(self._load(digests), digests[-1] if more else None)
+
+    def iter_all(self, kind: str | None = None) -> Iterator[Content]:
+        after: str | None = None
+        while True:
+            page = self.find(kind=kind, limit=1000, after=after)
+            yield from page.items
+            if page.next is None:
+                return
+            after = page.next
+
+    # -- tags ----------------------------------------------------------------------------
+    def tag(self, digest: str, tag_map: Mapping[str, str]) -> None:
+        checked = _check_tags(tag_map)
+        self.info(digest)
+        with self.db.write("tagging") as conn:
+            conn.execute(
+                insert_or_update(conn, tag_table, ["digest", "key"], ["value"]),
+                [{"digest": digest, "key": k, "value": v} for k, v in checked.items()],
+            )
+
+    def untag(self, digest: str, keys: Iterable[str]) -> int:
+        """Remove only the named tags; returns how many were removed."""
+        parse_digest(digest)
+        removed = 0
+        with self.db.write("untagging") as conn:
+            for key in keys:
+                removed += conn.execute(
+                    tag_table.delete().where(tag_table.c.digest == digest, tag_table.c.key == key)
+                ).rowcount
+        return removed
+
+    # -- reading, always verified ---------------------------------------------------------
+    def open(self, digest: str) -> io.BufferedReader:
+        info = self.info(digest)
+        key = self.key_of(digest)
+        raw = self.backend.open(key)
+        return io.BufferedReader(VerifiedReader(raw, digest, info.size), CHUNK)
+
+    def get(self, digest: str) -> bytes:
+        info = self.info(digest)
+        with self.backend.open(self.key_of(digest)) as raw:
+            reader = VerifiedReader(raw, digest, info.size)
+            buffer = bytearray(info.size + 1)
+            view = memoryview(buffer)
+            filled = 0
+            while n := reader.readinto(view[filled:]):
+                filled += n
+        del view
+        del buffer[filled:]
+        return bytes(buffer)
+
+    def stream(self, digest: str, chunk_size: int = CHUNK) -> Iterator[bytes]:
+        with self.open(digest) as reader:
+            while chunk := reader.read(chunk_size):
+                yield chunk
+
+    def verify(self, digest: str) -> Content:
+        """Re-hash one stored blob; :class:`IntegrityError` if it does not match."""
+        info = self.info(digest)
+        with self.open(digest) as reader:
+            while reader.read(CHUNK):
+                pass
+        return info
+
+    def export_file(
+        self, key: str, digest: str, size: int, dest: Path, link: LinkMode = "copy"
+    ) -> bool:
+        """Write the blob at ``key`` to ``dest`` (which must not exist), verified.
+
+        Returns True if ``dest`` was hard-linked to the stored blob (read-only, shared),
+        False if it is a copy. A copy appears only once complete and verified.
+        """
+        if link != "copy" and isinstance(self.backend, FileBackend):
+            source = self.backend.path_of(key)
+            _verify_file(source, digest, size)
+            try:
+                os.link(source, dest)
+                return True
+            except (FileExistsError, FileNotFoundError):
+                raise
+            except OSError:
+                if link == "hardlink":
+                    raise LinkUnsupported(f"cannot hard-link {digest} to {dest}") from None
+        tmp = dest.with_name(f".{dest.name}.datakeep-tmp")
+        try:
+            with self.backend.open(key) as raw, open(tmp, "xb") as out:
+                reader = VerifiedReader(raw, digest, size)
+                buffer = bytearray(min(size, CHUNK) + 1)
+                view = memoryview(buffer)
+                while n := reader.readinto(buffer):
+                    out.write(view[:n])
+            os.rename(tmp, dest)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return False
+
+
+def _verify_file(path: Path, digest: str, size: int) -> None:
+    try:
+        with open(path, "rb") as raw:
+            reader = VerifiedReader(raw, digest, size)  # type: ignore[arg-type]
+            buffer = bytearray(CHUNK + 1)
+            while reader.readinto(buffer):
+                pass
+    except FileNotFoundError:
+        raise NotFound(f"blob of {digest} is missing from the store") from None
+
+
+def _chunks(source: Iterable[bytes] | BinaryIO) -> Iterator[bytes]:
+    read = getattr(source, "read", None)
+    if read is not None:
+        while chunk := read(CHUNK):
+            if not isinstance(chunk, bytes | bytearray | memoryview):
+                raise InvalidInput("put_stream() needs a binary file object")
+            yield chunk
+        return
+    if isinstance(source, str | bytes):
+        raise InvalidInput("put_stream() takes an iterable of bytes or a binary file object")
+    for chunk in source:
+        if not isinstance(chunk, bytes | bytearray | memoryview):
+            raise InvalidInput(f"put_stream() got a {type(chunk).__name__} chunk, not bytes")
+        if chunk:
+            yield chunk
+
+
+def _check_unchanged(f: BinaryIO, before: os.stat_result, path: Path) -> None:
+    after = os.fstat(f.fileno())
+    if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+        raise InvalidInput(f"{path} changed while it was being stored; try again")

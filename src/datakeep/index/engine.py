@@ -1,0 +1,139 @@
+"""Engines for the index: SQLite (embedded default) and PostgreSQL (shared).
+
+Two rules make many writers safe:
+
+* SQLite runs in WAL mode with a busy timeout, and every write transaction starts with
+  ``BEGIN IMMEDIATE``: a writer takes the write lock up front and waits for it, instead of
+  failing with "database is locked" when a read transaction tries to upgrade.
+* Driver errors never leave this module raw: :func:`translated` turns them into
+  :class:`~datakeep.errors.Busy` or :class:`~datakeep.errors.IndexFailure`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from ..errors import Busy, IndexFailure, InvalidInput
+
+__all__ = ["LOCK_TIMEOUT_S", "IndexDatabase", "translated"]
+
+LOCK_TIMEOUT_S = 60.0
+_WRITE = "datakeep_write"
+_BUSY_MARKERS = ("database is locked", "database table is locked", "lock timeout",
+                 "could not obtain lock", "deadlock detected", "canceling statement due to lock")
+
+
+def _is_busy(exc: BaseException) -> bool:
+    text = str(getattr(exc, "orig", exc)).lower()
+    return any(marker in text for marker in _BUSY_MARKERS)
+
+
+@contextmanager
+def translated(action: str) -> Iterator[None]:
+    """Re-raise database driver errors as datakeep errors (the one place that does)."""
+    try:
+        yield
+    except DBAPIError as exc:
+        if _is_busy(exc):
+            raise Busy(f"index busy while {action}: other writers held the lock for more "
+                       f"than {LOCK_TIMEOUT_S:.0f}s") from exc
+        raise IndexFailure(f"index error while {action}: {exc.orig}") from exc
+    except SQLAlchemyError as exc:
+        raise IndexFailure(f"index error while {action}: {exc}") from exc
+
+
+def _sqlite_engine(url: str) -> Engine:
+    engine = create_engine(
+        url,
+        connect_args={"timeout": LOCK_TIMEOUT_S, "check_same_thread": False},
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event below decide how a transaction starts.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {int(LOCK_TIMEOUT_S * 1000)}")
+        _set_wal(cursor)
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get(_WRITE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def _set_wal(cursor: Any) -> None:
+    # Switching a brand-new database to WAL needs a moment of exclusive access; when many
+    # processes open a new keep at once, wait for it like any other lock.
+    deadline = time.monotonic() + LOCK_TIMEOUT_S
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except Exception as exc:  # sqlite3.OperationalError; the driver is not imported here
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+def _postgres_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return create_engine(
+        parsed,
+        pool_pre_ping=True,
+        connect_args={"options": f"-c lock_timeout={int(LOCK_TIMEOUT_S * 1000)}"},
+    )
+
+
+class IndexDatabase:
+    """An engine plus the two kinds of transaction the index uses."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        try:
+            backend = make_url(url).get_backend_name()
+        except SQLAlchemyError as exc:
+            raise InvalidInput(f"not a database URL: {url!r}") from exc
+        if backend == "sqlite":
+            self.engine = _sqlite_engine(url)
+        elif backend == "postgresql":
+            self.engine = _postgres_engine(url)
+        else:
+            raise InvalidInput(f"unsupported index database {backend!r}; use sqlite or postgresql")
+        self.dialect = backend
+
+    @classmethod
+    def sqlite_file(cls, path: Path) -> IndexDatabase:
+        return cls(f"sqlite:///{path}")
+
+    @contextmanager
+    def read(self, action: str = "reading") -> Iterator[Connection]:
+        """A read transaction (never takes the SQLite write lock)."""
+        with translated(action), self.engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def write(self, action: str = "writing") -> Iterator[Connection]:
+        """A write transaction, committed on success; waits for the write lock."""
+        with translated(action), self.engine.connect() as conn:
+            conn.execution_options(**{_WRITE: True})
+            with conn.begin():
+                yield conn
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,67 @@
+"""The index schema (SQLAlchemy Core). Migrations in ``migrations/versions`` create it.
+
+The index is the source of truth for names and metadata; blobs are the truth for bytes.
+A row in ``placements`` is only ever written after its blob is stored, so a row never
+points at a missing blob.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+)
+
+__all__ = ["contents", "keep_meta", "metadata", "placements", "tags"]
+
+metadata = MetaData()
+
+DIGEST = String(160)
+
+contents = Table(
+    "contents",
+    metadata,
+    Column("digest", DIGEST, primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    # 'blob' or 'tree': a tree's bytes are a manifest that names other contents
+    Column("kind", String(8), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+placements = Table(
+    "placements",
+    metadata,
+    Column("digest", DIGEST, ForeignKey("contents.digest", ondelete="CASCADE"), nullable=False),
+    # 'primary' for the keep's durable home; later, a remote's name
+    Column("location", String(64), nullable=False),
+    # the permanent backend name that wrote it, e.g. datakeep.local@v1
+    Column("backend", String(64), nullable=False),
+    # JSON, relative to the backend's root, so a moved directory stays readable
+    Column("pointer", Text, nullable=False),
+    PrimaryKeyConstraint("digest", "location"),
+)
+
+tags = Table(
+    "tags",
+    metadata,
+    Column("digest", DIGEST, ForeignKey("contents.digest", ondelete="CASCADE"), nullable=False),
+    Column("key", String(255), nullable=False),
+    Column("value", Text, nullable=False),
+    PrimaryKeyConstraint("digest", "key"),
+    Index("ix_tags_key_value_digest", "key", "value", "digest"),
+)
+
+keep_meta = Table(
+    "keep_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)

@@ -1,0 +1,31 @@
+"""Real upserts (``INSERT ... ON CONFLICT``) for SQLite and PostgreSQL; never delete+insert."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import Connection, Table
+from sqlalchemy.dialects import postgresql, sqlite
+
+__all__ = ["insert_ignore", "insert_or_update"]
+
+
+def _insert(conn: Connection, table: Table) -> sqlite.Insert | postgresql.Insert:
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def insert_ignore(conn: Connection, table: Table, keys: Sequence[str]) -> sqlite.Insert | postgresql.Insert:
+    """Insert rows; a row whose ``keys`` already exist is left as it is."""
+    return _insert(conn, table).on_conflict_do_nothing(index_elements=list(keys))
+
+
+def insert_or_update(
+    conn: Connection, table: Table, keys: Sequence[str], update: Sequence[str]
+) -> sqlite.Insert | postgresql.Insert:
+    """Insert rows; where ``keys`` exist, overwrite the ``update`` columns in place."""
+    stmt = _insert(conn, table)
+    return stmt.on_conflict_do_update(
+        index_elements=list(keys), set_={c: stmt.excluded[c] for c in update}
+    )

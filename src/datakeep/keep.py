@@ -1,0 +1,356 @@
+"""A keep: one ``.datakeep/`` directory tying an index, a blob backend and a stat cache.
+
+Layout of the embedded default::
+
+    .datakeep/
+        keep.json       format, hash algorithm, where the index and the blobs live
+        index.sqlite    the index (WAL mode)
+        objects/        blobs of the local backend
+        cache/          per-machine caches (the stat cache)
+
+Every location in ``keep.json`` is relative to ``.datakeep/`` unless it is a URL, so a
+keep directory can be moved or copied and still opens.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import secrets
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, BinaryIO
+
+from sqlalchemy import select
+
+from .backends import FileBackend, LocalBackend, open_backend
+from .content import CHUNK, Content, ContentStore, LinkMode, Page, VerifiedReader
+from .digest import DEFAULT_ALGORITHM, check_algorithm, parse_digest
+from .errors import AlreadyExists, DatakeepError, IndexFailure, InvalidInput, InvalidPath, NotFound
+from .index import IndexDatabase, contents, ensure_schema, keep_meta, placements
+from .index.upsert import insert_ignore
+from .progress import Progress, ProgressCallback
+from .statcache import StatCache
+from .trees import decode_tree, export_tree, put_tree
+
+__all__ = ["KEEP_DIR", "Keep", "Problem", "VerifyReport", "find_keep_dir", "init_keep"]
+
+KEEP_DIR = ".datakeep"
+CONFIG_FILE = "keep.json"
+KEEP_FORMAT = "datakeep.keep@v1"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing ``verify`` found wrong."""
+
+    digest: str
+    """The content affected."""
+    error: str
+    """What is wrong with it."""
+
+
+@dataclass(slots=True)
+class VerifyReport:
+    """The result of re-hashing stored contents."""
+
+    checked: int = 0
+    """Contents re-hashed."""
+    nbytes: int = 0
+    """Bytes re-hashed."""
+    problems: list[Problem] = field(default_factory=list)
+    """Missing, truncated or corrupted contents; empty when all is well."""
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def find_keep_dir(start: str | os.PathLike[str] = ".") -> Path:
+    """The ``.datakeep`` directory for ``start``: ``$DATAKEEP_DIR``, else searched upward."""
+    override = os.environ.get("DATAKEEP_DIR")
+    if override:
+        candidate = Path(override)
+        for keep_dir in (candidate, candidate / KEEP_DIR):
+            if (keep_dir / CONFIG_FILE).is_file():
+                return keep_dir.resolve()
+        raise NotFound(f"DATAKEEP_DIR={override} holds no keep (run 'datakeep init')")
+    here = Path(start).resolve()
+    for directory in (here, *here.parents):
+        if (directory / KEEP_DIR / CONFIG_FILE).is_file():
+            return directory / KEEP_DIR
+    raise NotFound(f"no keep in {here} or any parent directory (run 'datakeep init')")
+
+
+def _write_config_once(path: Path, config: dict[str, Any]) -> None:
+    """Create ``keep.json`` atomically and only once, even with concurrent ``init``."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}")
+    tmp.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise AlreadyExists(f"a keep already exists in {path.parent}") from None
+    finally:
+        tmp.unlink()
+
+
+def init_keep(
+    path: str | os.PathLike[str] = ".",
+    algorithm: str = DEFAULT_ALGORITHM,
+    index: str | None = None,
+) -> Keep:
+    """Create ``path/.datakeep`` and return the open keep."""
+    check_algorithm(algorithm)
+    keep_dir = Path(path).resolve() / KEEP_DIR
+    if (keep_dir / CONFIG_FILE).exists():
+        raise AlreadyExists(f"a keep already exists in {keep_dir}")
+    try:
+        (keep_dir / "objects").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidPath(f"cannot create {keep_dir}: {exc.strerror}") from exc
+    config = {
+        "format": KEEP_FORMAT,
+        "algorithm": algorithm,
+        "index": index or "index.sqlite",
+        "blobs": {"backend": LocalBackend.name, "root": "objects"},
+    }
+    _write_config_once(keep_dir / CONFIG_FILE, config)
+    return Keep(keep_dir)
+
+
+class Keep:
+    """An open keep. Use :func:`datakeep.open` or :func:`datakeep.init` to get one."""
+
+    def __init__(self, keep_dir: Path) -> None:
+        self.path = keep_dir
+        try:
+            config = json.loads((keep_dir / CONFIG_FILE).read_text())
+        except FileNotFoundError:
+            raise NotFound(f"no keep at {keep_dir}") from None
+        except (OSError, ValueError) as exc:
+            raise InvalidInput(f"unreadable {keep_dir / CONFIG_FILE}: {exc}") from exc
+        if config.get("format") != KEEP_FORMAT:
+            raise InvalidInput(f"{keep_dir / CONFIG_FILE} is not a {KEEP_FORMAT} file")
+        self.algorithm = check_algorithm(config["algorithm"])
+        self.db = IndexDatabase(self._index_url(config["index"]))
+        blobs = dict(config["blobs"])
+        backend_name = blobs.pop("backend")
+        if "root" in blobs:
+            blobs["root"] = keep_dir / blobs["root"]
+        backend = open_backend(backend_name, blobs)
+        ensure_schema(self.db)
+        self._check_algorithm()
+        self.store = ContentStore(self.db, backend, self.algorithm)
+        self.stat_cache = StatCache(keep_dir / "cache" / "stat.sqlite")
+
+    def _index_url(self, index: str) -> str:
+        if "://" in index:
+            return index
+        return f"sqlite:///{self.path / index}"
+
+    def _check_algorithm(self) -> None:
+        with self.db.write("recording the keep's algorithm") as conn:
+            conn.execute(
+                insert_ignore(conn, keep_meta, ["key"]),
+                [{"key": "algorithm", "value": self.algorithm}],
+            )
+            stored = conn.execute(
+                select(keep_meta.c.value).where(keep_meta.c.key == "algorithm")
+            ).scalar_one()
+        if stored != self.algorithm:
+            raise IndexFailure(
+                f"the index uses {stored} digests but {self.path / CONFIG_FILE} says "
+                f"{self.algorithm}"
+            )
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def close(self) -> None:
+        self.stat_cache.close()
+        self.db.dispose()
+
+    def __enter__(self) -> Keep:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Keep {self.path} {self.algorithm}>"
+
+    # -- writing -------------------------------------------------------------------------
+    def put(self, data: bytes, tags: Mapping[str, str] | None = None) -> Content:
+        """Store bytes; identical content is stored once. Returns what the index holds."""
+        return self.store.put(data, tags)
+
+    def put_stream(
+        self, source: Iterable[bytes] | BinaryIO, tags: Mapping[str, str] | None = None
+    ) -> Content:
+        """Store an iterable of byte chunks or a binary file object, hashed as it streams."""
+        return self.store.put_stream(source, tags)
+
+    def put_file(
+        self,
+        path: str | os.PathLike[str],
+        tags: Mapping[str, str] | None = None,
+        link: LinkMode = "copy",
+    ) -> Content:
+        """Store one file. ``link='hardlink'`` shares its inode and makes it read-only."""
+        return self.store.put_file(path, tags, link)
+
+    def put_tree(
+        self,
+        path: str | os.PathLike[str],
+        tags: Mapping[str, str] | None = None,
+        link: LinkMode = "copy",
+        progress: ProgressCallback | None = None,
+    ) -> Content:
+        """Store a directory; returns the tree. Unchanged files are not re-read."""
+        return put_tree(self.store, self.stat_cache, Path(path), dict(tags or {}), link, progress)
+
+    def put_path(
+        self,
+        path: str | os.PathLike[str],
+        tags: Mapping[str, str] | None = None,
+        link: LinkMode = "copy",
+        progress: ProgressCallback | None = None,
+    ) -> Content:
+        """A file with :meth:`put_file`, a directory with :meth:`put_tree`."""
+        target = Path(path)
+        if target.is_dir() and not target.is_symlink():
+            return self.put_tree(target, tags, link, progress)
+        if not target.exists() and not target.is_symlink():
+            raise NotFound(f"no such file or directory: {target}")
+        return self.put_file(target, tags, link)
+
+    def tag(self, digest: str, tags: Mapping[str, str]) -> None:
+        """Add or change tags of stored content."""
+        self.store.tag(digest, tags)
+
+    def untag(self, digest: str, *keys: str) -> int:
+        """Remove the named tags only; returns how many were removed."""
+        return self.store.untag(digest, keys)
+
+    # -- reading -------------------------------------------------------------------------
+    def get(self, digest: str) -> bytes:
+        """The bytes of ``digest``, verified."""
+        return self.store.get(digest)
+
+    def open(self, digest: str) -> io.BufferedReader:
+        """A binary reader that raises :class:`IntegrityError` before handing out bad bytes."""
+        return self.store.open(digest)
+
+    def stream(self, digest: str, chunk_size: int = CHUNK) -> Iterator[bytes]:
+        """Verified chunks of ``digest``."""
+        return self.store.stream(digest, chunk_size)
+
+    def info(self, digest: str) -> Content:
+        return self.store.info(digest)
+
+    def exists(self, digest: str) -> bool:
+        return self.store.exists(digest)
+
+    def find(
+        self,
+        tags: Mapping[str, str] | None = None,
+        kind: str | None = None,
+        limit: int = 100,
+        after: str | None = None,
+    ) -> Page:
+        """Contents with all of ``tags``; page with ``after=page.next``."""
+        return self.store.find(tags, kind, limit, after)
+
+    def export(
+        self,
+        digest: str,
+        dest: str | os.PathLike[str],
+        link: LinkMode = "copy",
+        progress: ProgressCallback | None = None,
+    ) -> Content:
+        """Write a blob to the file ``dest`` or a tree to the directory ``dest``, verified."""
+        info = self.store.info(digest)
+        target = Path(dest)
+        if info.kind == "tree":
+            export_tree(self.store, digest, target, link, progress)
+            return info
+        if target.exists() or target.is_symlink():
+            raise AlreadyExists(f"{target} already exists")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self.store.export_file(self.store.key_of(digest), digest, info.size, target, link)
+        return info
+
+    # -- verification --------------------------------------------------------------------
+    def verify(self, digest: str) -> Content:
+        """Re-hash one content; :class:`IntegrityError` or :class:`NotFound` if it is bad."""
+        info = self.store.verify(digest)
+        if info.kind == "tree":
+            decode_tree(self.store.get(digest), self.algorithm)
+        return info
+
+    def verify_many(
+        self,
+        digests: Iterable[str] | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> VerifyReport:
+        """Re-hash ``digests`` (default: everything); report problems instead of raising."""
+        report = VerifyReport()
+        backend = self.store.backend
+        wanted = None
+        if digests is not None:
+            wanted = sorted({str(parse_digest(d)) for d in digests})
+            for digest in sorted(self.store.missing(wanted)):
+                report.problems.append(Problem(digest, "not in this keep"))
+                report.checked += 1
+        for digest, size, kind, pointer in self._stored(wanted):
+            try:
+                key = json.loads(pointer)["key"]
+                if isinstance(backend, FileBackend):
+                    raw: BinaryIO = open(backend.path_of(key), "rb")  # noqa: SIM115
+                else:
+                    raw = backend.open(key)
+                with raw:
+                    reader = VerifiedReader(raw, digest, size)
+                    buffer = bytearray(min(size, CHUNK) + 1)
+                    while reader.readinto(buffer):
+                        pass
+                if kind == "tree":
+                    decode_tree(self.store.get(digest), self.algorithm)
+            except FileNotFoundError:
+                report.problems.append(Problem(digest, "blob is missing from the store"))
+            except DatakeepError as exc:
+                report.problems.append(Problem(digest, str(exc)))
+            except OSError as exc:
+                report.problems.append(Problem(digest, f"unreadable: {exc.strerror or exc}"))
+            report.checked += 1
+            report.nbytes += size
+            if progress is not None:
+                progress(Progress("verify", report.checked, None, size))
+        return report
+
+    def _stored(self, digests: list[str] | None) -> Iterator[tuple[str, int, str, str]]:
+        """(digest, size, kind, pointer) of the given or of all recorded contents."""
+        query = (
+            select(contents.c.digest, contents.c.size, contents.c.kind, placements.c.pointer)
+            .join(placements, placements.c.digest == contents.c.digest)
+            .where(placements.c.location == "primary")
+            .order_by(contents.c.digest)
+        )
+        if digests is None:
+            after = ""
+            while True:
+                with self.db.read("listing content") as conn:
+                    rows = conn.execute(
+                        query.where(contents.c.digest > after).limit(5000)
+                    ).all()
+                yield from ((r[0], r[1], r[2], r[3]) for r in rows)
+                if len(rows) < 5000:
+                    return
+                after = rows[-1][0]
+        for i in range(0, len(digests), 500):
+            with self.db.read("listing content") as conn:
+                rows = conn.execute(query.where(contents.c.digest.in_(digests[i : i + 500])))
+                yield from ((r[0], r[1], r[2], r[3]) for r in rows.all())

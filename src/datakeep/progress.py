@@ -1,0 +1,25 @@
+"""Progress reports. The library never prints; the command line turns these into bars."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+__all__ = ["Progress", "ProgressCallback"]
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """One step of a long operation."""
+
+    phase: str
+    """What is happening: ``scan``, ``store``, ``export`` or ``verify``."""
+    done: int
+    """Items finished so far in this phase."""
+    total: int | None
+    """Items in this phase, when known."""
+    nbytes: int
+    """Bytes processed by the step that produced this report."""
+
+
+ProgressCallback = Callable[[Progress], None]

@@ -1,0 +1,319 @@
+"""Trees: a directory stored as a canonical manifest that is itself content (Merkle).
+
+Format ``datakeep.tree@v1`` (UTF-8 text; documented in ``docs/tree-format.md``)::
+
+    datakeep.tree@v1
+    <kind> <mode, octal> <size> <digest or -> <path>
+
+one line per entry, sorted by path, where kind is ``f`` (regular file), ``l`` (symbolic
+link; its content is the link target) or ``d`` (empty directory). Paths are relative,
+``/``-separated, with ``\\``, newline and carriage return escaped as ``\\\\``, ``\\n`` and
+``\\r``. The same directory always gives the same bytes, hence the same digest.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import secrets
+import shutil
+import stat
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .content import Content, ContentStore, LinkMode, Written
+from .digest import parse_digest
+from .errors import AlreadyExists, IntegrityError, InvalidPath, NotFound
+from .progress import Progress, ProgressCallback
+from .statcache import StatCache
+
+__all__ = ["TREE_FORMAT", "TreeEntry", "decode_tree", "encode_tree", "export_tree", "put_tree"]
+
+TREE_FORMAT = "datakeep.tree@v1"
+_HEADER = TREE_FORMAT + "\n"
+_SKIP_NAMES = frozenset({".datakeep"})  # never store a keep inside its own tree
+
+
+@dataclass(frozen=True, slots=True)
+class TreeEntry:
+    """One entry of a tree manifest."""
+
+    path: str
+    """Relative ``/``-separated path inside the tree."""
+    kind: str
+    """``f`` file, ``l`` symbolic link, ``d`` empty directory."""
+    mode: int
+    """Permission bits (``st_mode & 0o777``)."""
+    size: int
+    """Bytes of the file or of the link target; 0 for a directory."""
+    digest: str | None
+    """Content digest; None for a directory."""
+
+
+def _escape(path: str) -> str:
+    if "\\" in path or "\n" in path or "\r" in path:
+        return path.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+    return path
+
+
+def _unescape(text: str) -> str:
+    if "\\" not in text:
+        return text
+    out = []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and i + 1 < len(text):
+            out.append({"\\": "\\", "n": "\n", "r": "\r"}.get(text[i + 1], "\ufffd"))
+            i += 2
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
+
+
+def encode_tree(entries: Iterable[TreeEntry]) -> bytes:
+    lines = [_HEADER]
+    for e in sorted(entries, key=lambda e: e.path):
+        lines.append(f"{e.kind} {e.mode:o} {e.size} {e.digest or '-'} {_escape(e.path)}\n")
+    return "".join(lines).encode()
+
+
+def check_relative_path(path: str) -> str:
+    """Return ``path`` if it is a clean relative path inside a tree, else raise."""
+    parts = path.split("/")
+    if (
+        not path
+        or path.startswith("/")
+        or any(p in ("", ".", "..") for p in parts)
+        or "\x00" in path
+    ):
+        raise InvalidPath(f"unsafe path in tree: {path!r}")
+    return path
+
+
+def check_link_target(path: str, target: str) -> None:
+    """A link may only point inside its tree: relative, never climbing above the root."""
+    if not target or target.startswith("/") or "\x00" in target:
+        raise InvalidPath(f"symbolic link {path!r} -> {target!r} points outside the tree")
+    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
+    if resolved == ".." or resolved.startswith("../"):
+        raise InvalidPath(f"symbolic link {path!r} -> {target!r} points outside the tree")
+
+
+def decode_tree(data: bytes, algorithm: str | None = None) -> list[TreeEntry]:
+    """Parse and validate a manifest; anything malformed raises :class:`IntegrityError`."""
+    try:
+        text = data.decode()
+    except UnicodeDecodeError:
+        raise IntegrityError("tree manifest is not UTF-8") from None
+    if not text.startswith(_HEADER):
+        raise IntegrityError(f"not a {TREE_FORMAT} manifest")
+    entries: list[TreeEntry] = []
+    previous = ""
+    blocked: set[str] = set()  # files and links: nothing may live beneath them
+    for number, line in enumerate(text[len(_HEADER) :].split("\n")[:-1], start=2):
+        try:
+            kind, mode_text, size_text, digest_text, raw_path = line.split(" ", 4)
+            path = check_relative_path(_unescape(raw_path))
+            mode, size = int(mode_text, 8), int(size_text)
+            if kind not in ("f", "l", "d") or mode < 0 or mode > 0o777 or size < 0:
+                raise ValueError(line)
+            digest = None if kind == "d" else str(parse_digest(digest_text))
+            if kind == "d" and digest_text != "-":
+                raise ValueError(line)
+            if algorithm is not None and digest is not None and not digest.startswith(algorithm):
+                raise ValueError(line)
+        except (ValueError, InvalidPath) as exc:
+            raise IntegrityError(f"tree manifest line {number} is malformed: {exc}") from None
+        if path <= previous:
+            raise IntegrityError(f"tree manifest line {number}: paths not strictly sorted")
+        parent = path
+        while "/" in parent:
+            parent = parent.rpartition("/")[0]
+            if parent in blocked:
+                raise IntegrityError(f"tree manifest: {path!r} lies under a file or link")
+        if kind != "d":
+            blocked.add(path)
+        previous = path
+        entries.append(TreeEntry(path, kind, mode, size, digest))
+    if not text.endswith("\n") and len(text) > len(_HEADER):
+        raise IntegrityError("tree manifest is truncated")
+    return entries
+
+
+@dataclass(slots=True)
+class _Scanned:
+    path: str
+    kind: str
+    stat: os.stat_result
+    target: str | None = None  # of a link
+
+    @property
+    def size(self) -> int:
+        if self.kind == "f":
+            return self.stat.st_size
+        return len(self.target.encode()) if self.target is not None else 0
+
+    @property
+    def mode(self) -> int:
+        return 0 if self.kind == "l" else stat.S_IMODE(self.stat.st_mode) & 0o777
+
+
+def _check_resolves_inside(root: Path, link: Path) -> None:
+    """Follow a link's whole chain (links through links) and refuse one leaving ``root``."""
+    real_root = os.path.realpath(root)
+    resolved = os.path.realpath(link)
+    if resolved != real_root and not resolved.startswith(real_root + os.sep):
+        raise InvalidPath(f"symbolic link {link} resolves outside {root}")
+
+
+def _scan(root: Path) -> list[_Scanned]:
+    found: list[_Scanned] = []
+    stack = [(os.fspath(root), "")]
+    while stack:
+        directory, rel = stack.pop()
+        try:
+            with os.scandir(directory) as it:
+                children = [e for e in it if e.name not in _SKIP_NAMES]
+        except PermissionError:
+            raise InvalidPath(f"cannot read directory {directory}: permission denied") from None
+        if not children and rel:
+            found.append(_Scanned(rel[:-1], "d", os.lstat(directory)))
+        for entry in children:
+            path = rel + entry.name
+            try:
+                path.encode()
+            except UnicodeEncodeError:
+                raise InvalidPath(f"file name is not valid UTF-8: {entry.path!r}") from None
+            st = entry.stat(follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode):
+                stack.append((entry.path, path + "/"))
+            elif stat.S_ISREG(st.st_mode):
+                found.append(_Scanned(path, "f", st))
+            elif stat.S_ISLNK(st.st_mode):
+                target = os.readlink(entry.path)
+                check_link_target(path, target)
+                _check_resolves_inside(root, Path(entry.path))
+                found.append(_Scanned(path, "l", st, target))
+            else:
+                raise InvalidPath(f"cannot store {entry.path}: not a file, directory or link")
+    return found
+
+
+def put_tree(
+    store: ContentStore,
+    cache: StatCache,
+    root: Path,
+    tags: dict[str, str] | None = None,
+    link: LinkMode = "copy",
+    progress: ProgressCallback | None = None,
+) -> Content:
+    """Store the directory ``root``; unchanged files (per the stat cache) are not re-read."""
+    if not root.exists():
+        raise NotFound(f"no such directory: {root}")
+    if not root.is_dir():
+        raise InvalidPath(f"{root} is not a directory")
+    checked_ns = time.time_ns()  # before any file is read: see the racy rule in statcache
+    scanned = _scan(root)
+    files = [s for s in scanned if s.kind == "f"]
+    cached = cache.lookup([s.stat for s in files], store.algorithm)
+    written: list[Written] = []
+    fresh: list[tuple[os.stat_result, str]] = []
+    digests: dict[str, str] = {}
+    total = len(files)
+
+    def store_file(item: _Scanned) -> str:
+        w = store.write_file(root / item.path, link=link)
+        now = os.lstat(root / item.path)
+        if (now.st_size, now.st_mtime_ns) != (item.stat.st_size, item.stat.st_mtime_ns):
+            raise InvalidPath(f"{root / item.path} changed while it was being stored; try again")
+        written.append(w)
+        fresh.append((item.stat, w.digest))
+        return w.digest
+
+    for done, (item, digest) in enumerate(zip(files, cached, strict=True), start=1):
+        if digest is None:
+            digest = store_file(item)
+        digests[item.path] = digest
+        if progress is not None:
+            progress(Progress("store", done, total, item.stat.st_size))
+    for item in scanned:
+        if item.kind == "l":
+            assert item.target is not None
+            w = store.write_bytes(item.target.encode())
+            written.append(w)
+            digests[item.path] = w.digest
+
+    entries = [TreeEntry(s.path, s.kind, s.mode, s.size, digests.get(s.path)) for s in scanned]
+    manifest = encode_tree(entries)
+    tree = store.write_bytes(manifest)
+    if not store.exists(tree.digest):
+        # A new tree: make sure every file the cache vouched for is really in this keep.
+        vouched = set(digests.values()) - {w.digest for w in written}
+        lost = store.missing(vouched)
+        if lost:
+            for item in files:
+                if digests[item.path] in lost:
+                    store_file(item)
+        store.record(written)
+    store.record([tree], tags, kind="tree")
+    cache.store(fresh, checked_ns)
+    return store.info(tree.digest)
+
+
+def export_tree(
+    store: ContentStore,
+    digest: str,
+    dest: Path,
+    link: LinkMode = "copy",
+    progress: ProgressCallback | None = None,
+) -> list[TreeEntry]:
+    """Recreate the tree at ``dest``, every file verified; all or nothing.
+
+    The tree is built in a hidden sibling directory and renamed into place at the end, so
+    a failure (a corrupted blob, a full disk) leaves ``dest`` as it was.
+    """
+    entries = decode_tree(store.get(digest), store.algorithm)
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise AlreadyExists(f"{dest} exists and is not an empty directory")
+    keys = store.keys_of([e.digest for e in entries if e.digest is not None])
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = dest.parent / f".{dest.name}.datakeep-export-{secrets.token_hex(6)}"
+    staging.mkdir()
+    made: set[str] = {""}
+    total = len(entries)
+    try:
+        for done, e in enumerate(entries, start=1):
+            parent = e.path.rpartition("/")[0]
+            if parent not in made:
+                os.makedirs(staging / parent, exist_ok=True)
+                made.add(parent)
+            target = staging / e.path
+            if e.kind == "d":
+                target.mkdir(exist_ok=True)
+                target.chmod(e.mode)
+            elif e.kind == "l":
+                assert e.digest is not None
+                link_target = store.get(e.digest).decode()
+                check_link_target(e.path, link_target)
+                os.symlink(link_target, target)
+            else:
+                assert e.digest is not None
+                linked = store.export_file(keys[e.digest], e.digest, e.size, target, link)
+                if not linked:
+                    os.chmod(target, e.mode)
+            if progress is not None:
+                progress(Progress("export", done, total, e.size))
+        for e in entries:
+            if e.kind == "l":
+                _check_resolves_inside(staging, staging / e.path)
+        if dest.exists():
+            dest.rmdir()
+        os.rename(staging, dest)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return entries
