@@ -173,7 +173,7 @@ class LocalBackend:
         path = self._path(key)
         try:
             f = open(path, "rb")  # noqa: SIM115 - returned to the caller
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise NotFound(f"no blob {key!r} in {self._root}") from None
         except OSError as exc:
             raise _storage_error("open", key, exc) from exc
@@ -191,19 +191,30 @@ class LocalBackend:
     def head(self, key: str) -> BlobInfo:
         try:
             st = os.stat(self._path(key))
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             raise NotFound(f"no blob {key!r} in {self._root}") from None
         except OSError as exc:
             raise _storage_error("stat", key, exc) from exc
         return BlobInfo(key, st.st_size)
 
     def delete(self, key: str) -> bool:
+        path = self._path(key)
         try:
-            os.unlink(self._path(key))
-        except FileNotFoundError:
+            os.unlink(path)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return False
         except OSError as exc:
             raise _storage_error("delete", key, exc) from exc
+        # prune directories left empty, so a key never finds a stale directory in its way
+        # (a concurrent writer whose directory vanishes re-creates it: _link_into_place)
+        parent = os.path.dirname(path)
+        while parent != self._root:
+            self._known_dirs.discard(parent)
+            try:
+                os.rmdir(parent)
+            except OSError:
+                break
+            parent = os.path.dirname(parent)
         return True
 
     def list(self, prefix: str = "") -> Iterator[BlobInfo]:

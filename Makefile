@@ -1,0 +1,31 @@
+# Two commands on a fresh machine with only Python and git: `make demo`, `make test`.
+# uv is bootstrapped into .tools/ with pip when it is not on PATH.
+SHELL := /bin/bash
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+RUN := $(UV) run --frozen
+
+.PHONY: demo test bench lint env clean
+
+.tools/bin/uv:
+	python3 -m venv .tools
+	.tools/bin/pip install --quiet uv
+
+env: $(if $(findstring .tools,$(UV)),.tools/bin/uv)
+	$(UV) sync --frozen --quiet
+
+demo: env
+	$(RUN) bash scripts/demo.sh
+
+test: env
+	$(RUN) pytest
+
+bench: env
+	$(RUN) python bench/run.py
+
+lint: env
+	$(RUN) ruff check src tests bench
+	$(RUN) ruff format --check src tests bench
+	$(RUN) mypy
+
+clean:
+	rm -rf .venv .tools bench/work

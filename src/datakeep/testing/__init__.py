@@ -1,0 +1,1 @@
+"""Test suites shipped with datakeep for backends and indexes (need pytest, hypothesis)."""

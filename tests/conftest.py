@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import datakeep
+from datakeep.keep import Keep
+
+POSTGRES_URL = os.environ.get(
+    "DATAKEEP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+@pytest.fixture
+def keep(tmp_path: Path) -> Iterator[Keep]:
+    with datakeep.init(tmp_path / "project") as k:
+        yield k
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh database for this test session on the real server, dropped afterwards."""
+    import psycopg
+
+    name = f"datakeep_test_{os.getpid()}_{secrets.token_hex(3)}"
+    try:
+        admin = psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        if os.environ.get("DATAKEEP_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"PostgreSQL is required but unreachable at {POSTGRES_URL}: {exc}")
+        pytest.skip(f"PostgreSQL unreachable at {POSTGRES_URL}")
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        base = POSTGRES_URL.rsplit("/", 1)[0]
+        try:
+            yield f"{base}/{name}"
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def run_cli(*args: str, cwd: Path, check: bool = True, **kwargs: object) -> subprocess.CompletedProcess[bytes]:
+    """Run the real command line in a child process."""
+    result = subprocess.run(
+        [sys.executable, "-m", "datakeep", *args], cwd=cwd, capture_output=True, **kwargs  # type: ignore[call-overload]
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"datakeep {' '.join(args)} failed: {result.stderr.decode()}")
+    return result  # type: ignore[no-any-return]
+
+
+def blob_path(keep: Keep, digest: str) -> Path:
+    """The file holding a blob in a local keep (for tests that damage it on purpose)."""
+    return keep.store.backend.path_of(keep.store.key_of(digest))  # type: ignore[attr-defined,no-any-return]
+
+
+def damage(path: Path, data: bytes) -> None:
+    path.chmod(0o644)
+    path.write_bytes(data)

@@ -1,0 +1,253 @@
+from __future__ import annotations
+
+import io
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+import datakeep
+from datakeep.digest import hash_bytes
+from datakeep.errors import (
+    IntegrityError,
+    InvalidDigest,
+    InvalidInput,
+    NotFound,
+    UnknownAlgorithm,
+)
+from datakeep.keep import Keep
+
+from .conftest import blob_path, damage
+
+
+def test_put_get_roundtrip_and_digest(keep: Keep) -> None:
+    c = keep.put(b"hello world", tags={"kind": "raw"})
+    assert c.digest == hash_bytes(b"hello world", "blake3")
+    assert c.size == 11 and c.kind == "blob" and c.tags == {"kind": "raw"}
+    assert keep.get(c.digest) == b"hello world"
+    assert keep.exists(c.digest)
+    assert keep.info(c.digest) == c
+
+
+def test_identical_content_is_stored_once_never_refused(keep: Keep) -> None:
+    a = keep.put(b"same bytes", tags={"run": "1"})
+    b = keep.put(b"same bytes", tags={"run": "2"})
+    c = keep.put_stream([b"same ", b"bytes"])
+    assert a.digest == b.digest == c.digest
+    assert keep.info(a.digest).tags == {"run": "2"}  # a tag has one value; the last wins
+    files = [p for p in (keep.path / "objects").rglob("*") if p.is_file()]
+    assert len(files) == 1
+
+
+def test_empty_content(keep: Keep) -> None:
+    c = keep.put(b"")
+    assert keep.get(c.digest) == b""
+    assert keep.put_stream([]).digest == c.digest
+    assert list(keep.stream(c.digest)) == []
+
+
+def test_put_stream_from_file_object_and_iterable(keep: Keep) -> None:
+    data = os.urandom(3 * 1024 * 1024 + 5)
+    a = keep.put_stream(io.BytesIO(data))
+    b = keep.put_stream(data[i : i + 65536] for i in range(0, len(data), 65536))
+    assert a.digest == b.digest == hash_bytes(data)
+    assert b"".join(keep.stream(a.digest, 100_000)) == data
+    with keep.open(a.digest) as reader:
+        assert reader.read(10) == data[:10]
+        assert reader.read() == data[10:]
+
+
+def test_put_file_large_and_small(keep: Keep, tmp_path: Path) -> None:
+    small, large = tmp_path / "small", tmp_path / "large"
+    small.write_bytes(b"s" * 100)
+    large.write_bytes(os.urandom(6 * 1024 * 1024))
+    for path in (small, large):
+        c = keep.put_file(path)
+        assert keep.get(c.digest) == path.read_bytes()
+
+
+def test_put_file_hardlink_shares_the_inode_and_protects_it(keep: Keep, tmp_path: Path) -> None:
+    src = tmp_path / "weights.bin"
+    src.write_bytes(os.urandom(10_000))
+    c = keep.put_file(src, link="hardlink")
+    assert blob_path(keep, c.digest).stat().st_ino == src.stat().st_ino
+    assert src.stat().st_mode & 0o222 == 0  # an in-place edit can no longer corrupt the store
+    assert keep.get(c.digest) == src.read_bytes()
+
+
+def test_put_file_auto_falls_back_to_a_working_link(keep: Keep, tmp_path: Path) -> None:
+    src = tmp_path / "data.bin"
+    src.write_bytes(b"auto" * 1000)
+    c = keep.put_file(src, link="auto")
+    assert keep.get(c.digest) == b"auto" * 1000
+    assert keep.verify(c.digest) == c
+
+
+def test_find_by_tags_with_keyset_paging(keep: Keep) -> None:
+    digests = sorted(keep.put(f"item {i}".encode(), tags={"set": "a", "n": str(i % 2)}).digest
+                     for i in range(25))
+    keep.put(b"other", tags={"set": "b"})
+    seen: list[str] = []
+    after = None
+    while True:
+        page = keep.find({"set": "a"}, limit=10, after=after)
+        seen += [c.digest for c in page.items]
+        # content arriving between pages never makes a page skip or repeat an item
+        keep.put(os.urandom(8), tags={"set": "a-late"})
+        if page.next is None:
+            break
+        after = page.next
+    assert seen == digests
+    odd = keep.find({"set": "a", "n": "1"}, limit=100).items
+    assert len(odd) == 12 and all(c.tags["n"] == "1" for c in odd)
+    assert keep.find({"set": "none"}).items == []
+    with pytest.raises(InvalidInput):
+        keep.find(limit=0)
+
+
+def test_untag_removes_only_that_tag(keep: Keep) -> None:
+    c = keep.put(b"x", tags={"a": "1", "b": "2", "c": "3"})
+    assert keep.untag(c.digest, "b") == 1
+    assert keep.info(c.digest).tags == {"a": "1", "c": "3"}
+    keep.tag(c.digest, {"d": "4"})
+    assert keep.info(c.digest).tags == {"a": "1", "c": "3", "d": "4"}
+    assert keep.untag(c.digest, "nope") == 0
+
+
+@pytest.mark.parametrize("bad", ["nocolon", "blake3:xyz", "blake3:" + "A" * 64, "blake3:ab"])
+def test_malformed_digest_is_rejected(keep: Keep, bad: str) -> None:
+    with pytest.raises(InvalidDigest):
+        keep.get(bad)
+
+
+def test_unknown_algorithm(keep: Keep, tmp_path: Path) -> None:
+    with pytest.raises(UnknownAlgorithm):
+        keep.get("sha1:" + "a" * 40)
+    with pytest.raises(UnknownAlgorithm):
+        datakeep.init(tmp_path / "other", algorithm="crc32")
+    assert not (tmp_path / "other" / ".datakeep").exists()
+
+
+@pytest.mark.parametrize("algorithm", ["sha256", "md5"])
+def test_other_algorithms(tmp_path: Path, algorithm: str) -> None:
+    with datakeep.init(tmp_path, algorithm=algorithm) as keep:
+        c = keep.put(b"abc")
+        assert c.digest == hash_bytes(b"abc", algorithm)
+        assert keep.get(c.digest) == b"abc"
+
+
+def test_missing_content_is_one_not_found(keep: Keep) -> None:
+    absent = hash_bytes(b"never stored")
+    for call in (keep.get, keep.info, keep.open, keep.verify):
+        with pytest.raises(NotFound):
+            call(absent)
+    with pytest.raises(KeyError):
+        keep.get(absent)
+    with pytest.raises(FileNotFoundError):
+        list(keep.stream(absent))
+    assert not keep.exists(absent)
+
+
+def test_bad_input_changes_nothing(keep: Keep, tmp_path: Path) -> None:
+    with pytest.raises(NotFound):
+        keep.put_file(tmp_path / "missing")
+    with pytest.raises(InvalidInput):
+        keep.put("text, not bytes")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput):
+        keep.put(b"x", tags={"": "empty name"})
+    with pytest.raises(InvalidInput):
+        keep.put(b"x", tags={"k": 3})  # type: ignore[dict-item]
+    with pytest.raises(InvalidInput):
+        keep.put_stream(["not", "bytes"])  # type: ignore[list-item]
+    assert keep.find().items == []
+    assert [p for p in (keep.path / "objects").rglob("*") if p.is_file()] == []
+
+
+@pytest.mark.parametrize("read", ["get", "stream", "open", "export", "verify"])
+def test_corrupted_blob_is_caught_on_every_read_path(keep: Keep, tmp_path: Path, read: str) -> None:
+    data = os.urandom(2 * 1024 * 1024)
+    c = keep.put(data)
+    damaged = bytearray(data)
+    damaged[1_500_000] ^= 0xFF
+    damage(blob_path(keep, c.digest), bytes(damaged))
+    with pytest.raises(IntegrityError, match="corrupted"):
+        if read == "get":
+            keep.get(c.digest)
+        elif read == "stream":
+            list(keep.stream(c.digest))
+        elif read == "open":
+            with keep.open(c.digest) as f:
+                f.read()
+        elif read == "export":
+            keep.export(c.digest, tmp_path / "out.bin")
+        else:
+            keep.verify(c.digest)
+    assert not (tmp_path / "out.bin").exists()
+    report = keep.verify_many()
+    assert [p.digest for p in report.problems] == [c.digest]
+
+
+def test_reader_never_hands_out_the_last_bad_chunk(keep: Keep) -> None:
+    size = 3 * 1024 * 1024
+    c = keep.put(b"a" * size)
+    damage(blob_path(keep, c.digest), b"a" * (size - 1) + b"b")
+    with keep.open(c.digest) as f:
+        assert f.read(50) == b"a" * 50  # bytes before the end cannot be known bad yet
+        with pytest.raises(IntegrityError):
+            f.read()
+
+
+@pytest.mark.parametrize("stored", [b"short", b"0123456789" * 3])
+def test_truncated_or_extended_blob(keep: Keep, stored: bytes) -> None:
+    c = keep.put(b"0123456789" * 2)
+    damage(blob_path(keep, c.digest), stored)
+    with pytest.raises(IntegrityError):
+        keep.get(c.digest)
+
+
+def test_missing_blob_behind_the_index_is_reported(keep: Keep) -> None:
+    c = keep.put(b"soon gone")
+    blob_path(keep, c.digest).unlink()
+    with pytest.raises(NotFound):
+        keep.get(c.digest)
+    report = keep.verify_many()
+    assert not report.ok and "missing" in report.problems[0].error
+
+
+def test_moved_keep_directory_stays_readable(tmp_path: Path) -> None:
+    with datakeep.init(tmp_path / "here") as keep:
+        blob = keep.put(b"portable", tags={"t": "1"})
+        (tmp_path / "here" / "d").mkdir()
+        (tmp_path / "here" / "d" / "f").write_text("file")
+        tree = keep.put_tree(tmp_path / "here" / "d")
+    shutil.move(tmp_path / "here", tmp_path / "there")
+    with datakeep.open(tmp_path / "there") as moved:
+        assert moved.get(blob.digest) == b"portable"
+        assert moved.verify_many().ok
+        moved.export(tree.digest, tmp_path / "restored")
+    assert (tmp_path / "restored" / "f").read_text() == "file"
+
+
+def test_open_finds_the_keep_upward_and_honours_datakeep_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    datakeep.init(tmp_path / "proj").close()
+    deep = tmp_path / "proj" / "a" / "b"
+    deep.mkdir(parents=True)
+    with datakeep.open(deep) as keep:
+        assert keep.path == tmp_path / "proj" / ".datakeep"
+    with pytest.raises(NotFound):
+        datakeep.open(tmp_path)
+    monkeypatch.setenv("DATAKEEP_DIR", str(tmp_path / "proj"))
+    with datakeep.open(tmp_path) as keep:
+        assert keep.path == (tmp_path / "proj" / ".datakeep").resolve()
+
+
+def test_init_twice_is_refused_and_keeps_the_first(tmp_path: Path) -> None:
+    with datakeep.init(tmp_path) as keep:
+        c = keep.put(b"first")
+    with pytest.raises(datakeep.AlreadyExists):
+        datakeep.init(tmp_path, algorithm="sha256")
+    with datakeep.open(tmp_path) as keep:
+        assert keep.algorithm == "blake3" and keep.get(c.digest) == b"first"

@@ -1,0 +1,251 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from datakeep import statcache
+from datakeep.content import Written
+from datakeep.errors import AlreadyExists, IntegrityError, InvalidPath, NotFound
+from datakeep.keep import Keep
+from datakeep.trees import TreeEntry, decode_tree, encode_tree
+
+from .conftest import blob_path, damage
+
+
+def make_tree(root: Path) -> None:
+    (root / "sub" / "deeper").mkdir(parents=True)
+    (root / "empty").mkdir()
+    (root / "a.txt").write_text("alpha")
+    (root / "sub" / "b.bin").write_bytes(os.urandom(5000))
+    (root / "sub" / "deeper" / "big").write_bytes(os.urandom(6 * 1024 * 1024))
+    (root / "run.sh").write_text("#!/bin/sh\necho hi\n")
+    (root / "run.sh").chmod(0o755)
+    (root / "private").write_text("secret")
+    (root / "private").chmod(0o600)
+    (root / "odd\nname\\with escapes é").write_text("odd")
+    (root / "sub" / "link").symlink_to("../a.txt")
+    (root / "dangling").symlink_to("sub/missing")
+
+
+def snapshot(root: Path) -> dict[str, tuple[str, int, bytes]]:
+    """Everything export must reproduce: type, mode and bytes (or link target) per path."""
+    result = {}
+    for path in sorted(root.rglob("*")):
+        rel = str(path.relative_to(root))
+        if path.is_symlink():
+            result[rel] = ("l", 0, os.readlink(path).encode())
+        elif path.is_dir():
+            result[rel] = ("d", 0, b"")
+        else:
+            result[rel] = ("f", path.stat().st_mode & 0o777, path.read_bytes())
+    return result
+
+
+def test_tree_roundtrip_is_byte_exact_with_modes(keep: Keep, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    make_tree(src)
+    tree = keep.put_tree(src, tags={"stage": "raw"})
+    assert tree.kind == "tree" and tree.tags == {"stage": "raw"}
+    keep.export(tree.digest, tmp_path / "out")
+    assert snapshot(tmp_path / "out") == snapshot(src)
+    assert keep.put_tree(tmp_path / "out").digest == tree.digest
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left
+
+
+def test_same_directory_same_digest_anywhere(keep: Keep, tmp_path: Path) -> None:
+    for name in ("one", "two"):
+        (tmp_path / name / "x").mkdir(parents=True)
+        (tmp_path / name / "x" / "f").write_text("same")
+    assert keep.put_tree(tmp_path / "one").digest == keep.put_tree(tmp_path / "two").digest
+
+
+def test_hardlink_export_shares_blobs(keep: Keep, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    make_tree(src)
+    tree = keep.put_tree(src)
+    keep.export(tree.digest, tmp_path / "out", link="hardlink")
+    exported = tmp_path / "out" / "sub" / "b.bin"
+    digest = keep.put_file(exported).digest
+    assert exported.stat().st_ino == blob_path(keep, digest).stat().st_ino
+    assert exported.read_bytes() == (src / "sub" / "b.bin").read_bytes()
+
+
+def test_export_refuses_a_non_empty_destination(keep: Keep, tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "f").write_text("x")
+    tree = keep.put_tree(tmp_path / "src")
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "mine").write_text("keep me")
+    with pytest.raises(AlreadyExists):
+        keep.export(tree.digest, tmp_path / "busy")
+    assert (tmp_path / "busy" / "mine").read_text() == "keep me"
+    (tmp_path / "empty").mkdir()
+    keep.export(tree.digest, tmp_path / "empty")
+    assert (tmp_path / "empty" / "f").read_text() == "x"
+
+
+def test_export_of_a_corrupted_tree_is_all_or_nothing(keep: Keep, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    make_tree(src)
+    tree = keep.put_tree(src)
+    victim = keep.put_file(src / "sub" / "b.bin").digest
+    damage(blob_path(keep, victim), b"x" * 5000)
+    with pytest.raises(IntegrityError):
+        keep.export(tree.digest, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["project", "src"]
+
+
+def test_unchanged_files_are_not_rehashed(
+    keep: Keep, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(statcache, "RACY_NS", 0)  # files just written count as settled
+    src = tmp_path / "src"
+    make_tree(src)
+    first = keep.put_tree(src)
+    hashed: list[Path] = []
+    original = keep.store.write_file
+
+    def counting(path: Path, *args: object, **kwargs: object) -> Written:
+        hashed.append(path)
+        return original(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(keep.store, "write_file", counting)
+    assert keep.put_tree(src).digest == first.digest
+    assert hashed == []
+    (src / "a.txt").write_text("changed")
+    second = keep.put_tree(src)
+    assert hashed == [src / "a.txt"]
+    assert second.digest != first.digest
+    keep.export(second.digest, tmp_path / "out")
+    assert (tmp_path / "out" / "a.txt").read_text() == "changed"
+
+
+def test_racy_entries_are_rehashed(
+    keep: Keep, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_text("v1")
+    keep.put_tree(src)  # f was modified less than RACY_NS before it was hashed
+    hashed: list[Path] = []
+    original = keep.store.write_file
+    monkeypatch.setattr(
+        keep.store, "write_file", lambda p, *a, **k: hashed.append(p) or original(p, *a, **k)
+    )
+    keep.put_tree(src)
+    assert hashed == [src / "f"], "a racy entry must not be trusted"
+
+
+def test_cached_digest_whose_blob_left_the_index_is_stored_again(
+    keep: Keep, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(statcache, "RACY_NS", 0)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_text("content")
+    (src / "g").write_text("other")
+    keep.put_tree(src)
+    f_digest = keep.put(b"content").digest
+    stored = blob_path(keep, f_digest)
+    with keep.db.write() as conn:  # as if gc had removed it
+        from datakeep.index import contents
+
+        conn.execute(contents.delete().where(contents.c.digest == f_digest))
+    stored.unlink()
+    (src / "g").write_text("other, changed")  # a new tree, so members are checked
+    tree = keep.put_tree(src)
+    assert keep.get(f_digest) == b"content"
+    assert keep.verify_many().ok
+    keep.export(tree.digest, tmp_path / "out")
+
+
+def test_symlinks_that_escape_are_refused(keep: Keep, tmp_path: Path) -> None:
+    for target in ("/etc/passwd", "../../outside", "./../x/../../y"):
+        src = tmp_path / f"src{abs(hash(target))}"
+        (src / "sub").mkdir(parents=True)
+        (src / "sub" / "l").symlink_to(target)
+        with pytest.raises(InvalidPath, match="outside"):
+            keep.put_tree(src)
+    # a chain of links that is harmless one by one but leaves the tree as a whole
+    src = tmp_path / "chain"
+    (src / "d").mkdir(parents=True)
+    (src / "d" / "up").symlink_to("..")
+    (src / "escape").symlink_to("d/up/..")
+    with pytest.raises(InvalidPath):
+        keep.put_tree(src)
+    assert keep.find(kind="tree").items == []
+
+
+def test_put_tree_bad_input(keep: Keep, tmp_path: Path) -> None:
+    with pytest.raises(NotFound):
+        keep.put_tree(tmp_path / "missing")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InvalidPath):
+        keep.put_tree(tmp_path / "file")
+    src = tmp_path / "withfifo"
+    src.mkdir()
+    os.mkfifo(src / "pipe")
+    with pytest.raises(InvalidPath, match="not a file"):
+        keep.put_tree(src)
+
+
+def test_keep_directory_inside_the_tree_is_skipped(keep: Keep) -> None:
+    project = keep.path.parent
+    (project / "data.txt").write_text("d")
+    tree = keep.put_tree(project)
+    paths = [e.path for e in decode_tree(keep.get(tree.digest))]
+    assert paths == ["data.txt"]
+
+
+def _manifest(*lines: str) -> bytes:
+    return ("datakeep.tree@v1\n" + "".join(line + "\n" for line in lines)).encode()
+
+
+D = "blake3:" + "a" * 64
+
+
+@pytest.mark.parametrize(
+    "manifest",
+    [
+        _manifest(f"f 644 1 {D} ../up"),
+        _manifest(f"f 644 1 {D} /abs"),
+        _manifest(f"f 644 1 {D} a//b"),
+        _manifest(f"f 644 1 {D} b", f"f 644 1 {D} a"),  # unsorted
+        _manifest(f"f 644 1 {D} a", f"f 644 1 {D} a"),  # duplicate
+        _manifest(f"f 644 1 {D} a", f"f 644 1 {D} a/b"),  # beneath a file
+        _manifest(f"l 0 1 {D} a", f"f 644 1 {D} a/b"),  # beneath a link
+        _manifest(f"x 644 1 {D} a"),
+        _manifest("f 644 1 blake3:zz a"),
+        _manifest(f"f 644 -1 {D} a"),
+        _manifest(f"f 7777 1 {D} a"),
+        b"not a manifest\n",
+        b"datakeep.tree@v1\nf 644 1 " + D.encode() + b" a",  # truncated line
+    ],
+)
+def test_malformed_manifests_are_rejected(manifest: bytes) -> None:
+    with pytest.raises(IntegrityError):
+        decode_tree(manifest)
+
+
+def test_crafted_tree_cannot_write_outside_the_destination(keep: Keep, tmp_path: Path) -> None:
+    target = keep.put(b"../../../etc").digest
+    crafted = _manifest(f"l 0 12 {target} evil")
+    written = keep.store.write_bytes(crafted)
+    keep.store.record([written], kind="tree")
+    with pytest.raises(InvalidPath):
+        keep.export(written.digest, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_encode_is_canonical_and_reversible() -> None:
+    entries = [
+        TreeEntry("z", "f", 0o644, 1, D),
+        TreeEntry("a\nb\\c", "f", 0o755, 2, D),
+        TreeEntry("d", "d", 0o700, 0, None),
+    ]
+    data = encode_tree(entries)
+    assert encode_tree(reversed(entries)) == data
+    assert decode_tree(data) == sorted(entries, key=lambda e: e.path)
