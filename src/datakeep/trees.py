@@ -34,6 +34,9 @@ __all__ = ["TREE_FORMAT", "TreeEntry", "decode_tree", "encode_tree", "export_tre
 TREE_FORMAT = "datakeep.tree@v1"
 _HEADER = TREE_FORMAT + "\n"
 _SKIP_NAMES = frozenset({".datakeep"})  # never store a keep inside its own tree
+# Record progress in batches, so an interrupted put of a big tree resumes from there.
+_BATCH_FILES = 2000
+_BATCH_BYTES = 256 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,18 +223,34 @@ def put_tree(
     scanned = _scan(root)
     files = [s for s in scanned if s.kind == "f"]
     cached = cache.lookup([s.stat for s in files], store.algorithm)
-    written: list[Written] = []
-    fresh: list[tuple[os.stat_result, str]] = []
+    written: list[Written] = []  # stored, not yet recorded
+    recorded: set[str] = set()
+    fresh: list[tuple[os.stat_result, str]] = []  # hashed, not yet in the stat cache
     digests: dict[str, str] = {}
     total = len(files)
 
+    pending_bytes = 0
+
+    def flush() -> None:
+        nonlocal pending_bytes
+        pending_bytes = 0
+        store.record(written)
+        cache.store(fresh, checked_ns)
+        recorded.update(w.digest for w in written)
+        written.clear()
+        fresh.clear()
+
     def store_file(item: _Scanned) -> str:
+        nonlocal pending_bytes
         w = store.write_file(root / item.path, link=link)
         now = os.lstat(root / item.path)
         if (now.st_size, now.st_mtime_ns) != (item.stat.st_size, item.stat.st_mtime_ns):
             raise InvalidPath(f"{root / item.path} changed while it was being stored; try again")
         written.append(w)
         fresh.append((item.stat, w.digest))
+        pending_bytes += w.size
+        if len(written) >= _BATCH_FILES or pending_bytes >= _BATCH_BYTES:
+            flush()
         return w.digest
 
     for done, (item, digest) in enumerate(zip(files, cached, strict=True), start=1):
@@ -252,15 +271,14 @@ def put_tree(
     tree = store.write_bytes(manifest)
     if not store.exists(tree.digest):
         # A new tree: make sure every file the cache vouched for is really in this keep.
-        vouched = set(digests.values()) - {w.digest for w in written}
+        vouched = set(digests.values()) - recorded - {w.digest for w in written}
         lost = store.missing(vouched)
         if lost:
             for item in files:
                 if digests[item.path] in lost:
                     store_file(item)
-        store.record(written)
+    flush()
     store.record([tree], tags, kind="tree")
-    cache.store(fresh, checked_ns)
     return store.info(tree.digest)
 
 

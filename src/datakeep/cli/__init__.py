@@ -109,7 +109,7 @@ def init(directory: str, algorithm: str) -> None:
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.argument("paths", nargs=-1, required=True, type=click.Path(readable=False))
 @click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Tag what is stored.")
 @click.option("--link", type=LINK, default="copy", show_default=True,
               help="copy; hardlink (shares the file and makes it read-only); auto "

@@ -1,0 +1,75 @@
+"""SIGKILL a `datakeep put` of a large tree at several points; nothing may be left broken."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import datakeep
+
+pytestmark = pytest.mark.slow
+
+
+def make_dataset(root: Path) -> None:
+    rng = random.Random(42)
+    for d in range(30):
+        folder = root / f"dir{d:02d}"
+        folder.mkdir(parents=True)
+        for f in range(100):
+            (folder / f"f{f:03d}.bin").write_bytes(rng.randbytes(4096))
+    for i in range(4):
+        (root / f"large{i}.bin").write_bytes(rng.randbytes(24 * 1024 * 1024))
+
+
+def put_command(data: Path) -> list[str]:
+    return [sys.executable, "-m", "datakeep", "put", str(data)]
+
+
+def test_sigkill_during_put_leaves_a_consistent_keep(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    make_dataset(data)
+
+    # how long an uninterrupted put takes here, to spread the kills across it
+    datakeep.init(tmp_path / "scratch").close()
+    started = time.monotonic()
+    subprocess.run(put_command(data), cwd=tmp_path / "scratch", check=True, capture_output=True)
+    full = time.monotonic() - started
+
+    project = tmp_path / "project"
+    datakeep.init(project).close()
+    killed = 0
+    for fraction in (0.15, 0.3, 0.45, 0.6, 0.75, 0.9):
+        child = subprocess.Popen(put_command(data), cwd=project, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+        time.sleep(full * fraction)
+        child.send_signal(signal.SIGKILL)
+        if child.wait() == -signal.SIGKILL:
+            killed += 1
+        with datakeep.open(project) as keep:
+            report = keep.verify_many()
+            # every index row has its blob and every blob matches its digest
+            assert report.ok, report.problems
+            for content in keep.store.iter_all():
+                assert keep.store.backend.head(keep.store.key_of(content.digest)).size == (
+                    content.size
+                )
+    assert killed >= 3, "the kills should interrupt the put, not arrive after it"
+
+    out = subprocess.run(put_command(data), cwd=project, check=True, capture_output=True)
+    digest = out.stdout.split()[0].decode()
+    with datakeep.open(project) as keep:
+        assert keep.verify_many().ok
+        keep.export(digest, tmp_path / "restored")
+    for path in data.rglob("*"):
+        if path.is_file():
+            assert (tmp_path / "restored" / path.relative_to(data)).read_bytes() == (
+                path.read_bytes()
+            )
+    assert os.path.getsize(tmp_path / "restored" / "large0.bin") == 24 * 1024 * 1024
