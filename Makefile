@@ -11,7 +11,7 @@ RUN := $(UV) run --frozen
 	.tools/bin/pip install --quiet uv
 
 env: $(if $(findstring .tools,$(UV)),.tools/bin/uv)
-	$(UV) sync --frozen --quiet
+	$(UV) sync --frozen --quiet --compile-bytecode
 
 demo: env
 	$(RUN) bash scripts/demo.sh

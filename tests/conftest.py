@@ -44,10 +44,15 @@ def postgres_url() -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def run_cli(*args: str, cwd: Path, check: bool = True, **kwargs: object) -> subprocess.CompletedProcess[bytes]:
+def run_cli(
+    *args: str, cwd: Path, check: bool = True, **kwargs: object
+) -> subprocess.CompletedProcess[bytes]:
     """Run the real command line in a child process."""
     result = subprocess.run(
-        [sys.executable, "-m", "datakeep", *args], cwd=cwd, capture_output=True, **kwargs  # type: ignore[call-overload]
+        [sys.executable, "-m", "datakeep", *args],
+        cwd=cwd,
+        capture_output=True,
+        **kwargs,  # type: ignore[call-overload]
     )
     if check and result.returncode != 0:
         raise AssertionError(f"datakeep {' '.join(args)} failed: {result.stderr.decode()}")

@@ -87,8 +87,10 @@ def test_thousand_concurrent_async_puts(project: Path) -> None:
     async def main() -> set[str]:
         async with datakeep.open_async(project) as keep:
             results = await asyncio.gather(
-                *(keep.put(f"record {i % 700}".encode(), tags={"i": str(i % 700)})
-                  for i in range(1000))
+                *(
+                    keep.put(f"record {i % 700}".encode(), tags={"i": str(i % 700)})
+                    for i in range(1000)
+                )
             )
             page = await keep.find(limit=1000)
             assert len(page.items) == 700

@@ -62,5 +62,5 @@ TestMemoryAgainstDict = backend_state_machine(MemoryBackend)
 
 
 def test_unknown_backend_name_is_a_clear_error() -> None:
-    with pytest.raises(UnknownBackend, match="datakeep.local@v1"):
+    with pytest.raises(UnknownBackend, match=r"datakeep\.local@v1"):
         open_backend("datakeep.nosuch@v9", {})

@@ -34,8 +34,9 @@ def test_every_command_is_documented_with_an_example() -> None:
 def test_version() -> None:
     from datakeep import __version__
 
-    out = subprocess.run([sys.executable, "-m", "datakeep", "--version"], capture_output=True,
-                         check=True).stdout.decode()
+    out = subprocess.run(
+        [sys.executable, "-m", "datakeep", "--version"], capture_output=True, check=True
+    ).stdout.decode()
     assert __version__ in out
 
 
@@ -51,8 +52,10 @@ def test_put_get_cat_ls_info_verify(project: Path) -> None:
     run_cli("get", tree_digest, "restored", cwd=project)
     assert (project / "restored" / "sub" / "x.csv").read_text() == "a,b\n1,2\n"
 
-    listed = [json.loads(line) for line in
-              run_cli("ls", "--tag", "run=42", "--json", cwd=project).stdout.splitlines()]
+    listed = [
+        json.loads(line)
+        for line in run_cli("ls", "--tag", "run=42", "--json", cwd=project).stdout.splitlines()
+    ]
     assert {c["digest"] for c in listed} == {tree_digest, blob_digest}
     trees = run_cli("ls", "--kind", "tree", cwd=project).stdout.decode().split()
     assert trees[0] == tree_digest
@@ -145,8 +148,12 @@ def test_write_failure_mid_put_leaves_nothing(project: Path) -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (2 * 1024 * 1024, 2 * 1024 * 1024))
 
-    result = subprocess.run([sys.executable, "-m", "datakeep", "put", "big.bin"], cwd=project,
-                            capture_output=True, preexec_fn=limit_file_size)
+    result = subprocess.run(
+        [sys.executable, "-m", "datakeep", "put", "big.bin"],
+        cwd=project,
+        capture_output=True,
+        preexec_fn=limit_file_size,
+    )
     assert result.returncode == 1
     assert "cannot" in result.stderr.decode() and "Traceback" not in result.stderr.decode()
     objects = project / ".datakeep" / "objects"

@@ -85,8 +85,9 @@ def test_put_file_auto_falls_back_to_a_working_link(keep: Keep, tmp_path: Path) 
 
 
 def test_find_by_tags_with_keyset_paging(keep: Keep) -> None:
-    digests = sorted(keep.put(f"item {i}".encode(), tags={"set": "a", "n": str(i % 2)}).digest
-                     for i in range(25))
+    digests = sorted(
+        keep.put(f"item {i}".encode(), tags={"set": "a", "n": str(i % 2)}).digest for i in range(25)
+    )
     keep.put(b"other", tags={"set": "b"})
     seen: list[str] = []
     after = None

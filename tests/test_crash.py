@@ -46,8 +46,9 @@ def test_sigkill_during_put_leaves_a_consistent_keep(tmp_path: Path) -> None:
     datakeep.init(project).close()
     killed = 0
     for fraction in (0.15, 0.3, 0.45, 0.6, 0.75, 0.9):
-        child = subprocess.Popen(put_command(data), cwd=project, stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.DEVNULL)
+        child = subprocess.Popen(
+            put_command(data), cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         time.sleep(full * fraction)
         child.send_signal(signal.SIGKILL)
         if child.wait() == -signal.SIGKILL:

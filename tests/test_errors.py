@@ -13,8 +13,11 @@ BUILTINS = (FileNotFoundError, KeyError, FileExistsError, ValueError, OSError, T
 
 
 def all_errors() -> list[type[DatakeepError]]:
-    return [obj for _, obj in inspect.getmembers(errors, inspect.isclass)
-            if issubclass(obj, DatakeepError)]
+    return [
+        obj
+        for _, obj in inspect.getmembers(errors, inspect.isclass)
+        if issubclass(obj, DatakeepError)
+    ]
 
 
 def test_every_error_is_in_the_tree_and_has_a_builtin_parent() -> None:

@@ -13,7 +13,7 @@ import datakeep
 from datakeep.errors import Busy, IndexFailure, SchemaTooNew
 from datakeep.index import IndexDatabase, ensure_schema, metadata
 from datakeep.index import engine as engine_module
-from datakeep.index.migrate import HEAD, REVISIONS, _MIGRATIONS
+from datakeep.index.migrate import _MIGRATIONS, HEAD, REVISIONS
 
 
 def test_revision_list_matches_the_migration_scripts() -> None:

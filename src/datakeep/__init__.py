@@ -80,7 +80,7 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(f".{module}", __name__), name)
 
 
-def open(path: str | os.PathLike[str] = ".") -> Keep:  # noqa: A001 - datakeep.open reads well
+def open(path: str | os.PathLike[str] = ".") -> Keep:
     """Open the keep that holds ``path`` (searched upward; ``$DATAKEEP_DIR`` overrides)."""
     from .keep import Keep, find_keep_dir
 

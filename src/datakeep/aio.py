@@ -111,15 +111,20 @@ class AsyncKeep:
         return result
 
     async def put_file(
-        self, path: str | os.PathLike[str], tags: Mapping[str, str] | None = None,
+        self,
+        path: str | os.PathLike[str],
+        tags: Mapping[str, str] | None = None,
         link: LinkMode = "copy",
     ) -> Content:
         result: Content = await self._run(self.keep.put_file, path, tags, link)
         return result
 
     async def put_tree(
-        self, path: str | os.PathLike[str], tags: Mapping[str, str] | None = None,
-        link: LinkMode = "copy", progress: ProgressCallback | None = None,
+        self,
+        path: str | os.PathLike[str],
+        tags: Mapping[str, str] | None = None,
+        link: LinkMode = "copy",
+        progress: ProgressCallback | None = None,
     ) -> Content:
         result: Content = await self._run(self.keep.put_tree, path, tags, link, progress)
         return result
@@ -155,14 +160,20 @@ class AsyncKeep:
         return result
 
     async def find(
-        self, tags: Mapping[str, str] | None = None, kind: str | None = None,
-        limit: int = 100, after: str | None = None,
+        self,
+        tags: Mapping[str, str] | None = None,
+        kind: str | None = None,
+        limit: int = 100,
+        after: str | None = None,
     ) -> Page:
         result: Page = await self._run(self.keep.find, tags, kind, limit, after)
         return result
 
     async def export(
-        self, digest: str, dest: str | os.PathLike[str], link: LinkMode = "copy",
+        self,
+        digest: str,
+        dest: str | os.PathLike[str],
+        link: LinkMode = "copy",
         progress: ProgressCallback | None = None,
     ) -> Content:
         result: Content = await self._run(self.keep.export, digest, dest, link, progress)

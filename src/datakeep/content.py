@@ -22,7 +22,7 @@ from typing import Any, BinaryIO, Literal
 from sqlalchemy import Connection, and_, exists, select
 
 from .backends import Backend, FileBackend
-from .digest import Hasher, new_hasher, parse_digest
+from .digest import Hasher, hash_file, new_hasher, parse_digest
 from .errors import (
     IntegrityError,
     InvalidInput,
@@ -128,7 +128,7 @@ class VerifiedReader(io.RawIOBase):
         view = memoryview(buffer).cast("B")
         remaining = self._size - self._seen
         # ask for one byte more than remains so trailing garbage is noticed
-        n = self._raw.readinto(view[: remaining + 1])  # type: ignore[attr-defined]
+        n: int | None = self._raw.readinto(view[: remaining + 1])  # type: ignore[attr-defined]
         if n is None:  # non-blocking source with nothing ready
             return 0
         if n == 0:
@@ -149,8 +149,7 @@ class VerifiedReader(io.RawIOBase):
         actual = self._hasher.hexdigest()
         if actual != self._hex:
             raise IntegrityError(
-                f"{self._digest} is corrupted: its stored bytes hash to "
-                f"{self._algorithm}:{actual}"
+                f"{self._digest} is corrupted: its stored bytes hash to {self._algorithm}:{actual}"
             )
 
     def close(self) -> None:
@@ -305,9 +304,7 @@ class ContentStore:
             }
             for w in unique.values()
         ]
-        tag_rows = [
-            {"digest": d, "key": k, "value": v} for d in unique for k, v in tag_map.items()
-        ]
+        tag_rows = [{"digest": d, "key": k, "value": v} for d in unique for k, v in tag_map.items()]
 
         def run(c: Connection) -> None:
             if kind == "tree":
@@ -344,7 +341,9 @@ class ContentStore:
         return self.info(written.digest)
 
     def put_file(
-        self, path: str | os.PathLike[str], tags: Mapping[str, str] | None = None,
+        self,
+        path: str | os.PathLike[str],
+        tags: Mapping[str, str] | None = None,
         link: LinkMode = "copy",
     ) -> Content:
         _check_tags(tags)
@@ -387,9 +386,7 @@ class ContentStore:
     def exists(self, digest: str) -> bool:
         parse_digest(digest)
         with self.db.read("looking up content") as conn:
-            return conn.execute(
-                select(exists().where(contents.c.digest == digest))
-            ).scalar_one()
+            return conn.execute(select(exists().where(contents.c.digest == digest))).scalar_one()
 
     def missing(self, digests: Iterable[str]) -> set[str]:
         """Those of ``digests`` that the index does not hold."""
@@ -417,9 +414,7 @@ class ContentStore:
         if not digests:
             return []
         with self.db.read("reading content") as c:
-            rows = c.execute(
-                select(contents).where(contents.c.digest.in_(digests))
-            ).all()
+            rows = c.execute(select(contents).where(contents.c.digest.in_(digests))).all()
             tag_rows = c.execute(
                 select(tag_table.c.digest, tag_table.c.key, tag_table.c.value).where(
                     tag_table.c.digest.in_(digests)
@@ -533,51 +528,114 @@ class ContentStore:
         return info
 
     def export_file(
-        self, key: str, digest: str, size: int, dest: Path, link: LinkMode = "copy"
+        self,
+        key: str,
+        digest: str,
+        size: int,
+        dest: Path,
+        link: LinkMode = "copy",
+        mode: int | None = None,
+        atomic: bool = True,
     ) -> bool:
         """Write the blob at ``key`` to ``dest`` (which must not exist), verified.
 
-        Returns True if ``dest`` was hard-linked to the stored blob (read-only, shared),
-        False if it is a copy. A copy appears only once complete and verified.
+        Returns True if ``dest`` was hard-linked to the stored blob (read-only and shared;
+        ``mode`` is then not applied), False if it is a copy. With ``atomic`` the copy is
+        written beside ``dest`` and renamed once verified; a caller that already builds in
+        a private directory (tree export) passes False and saves the rename.
         """
-        if link != "copy" and isinstance(self.backend, FileBackend):
-            source = self.backend.path_of(key)
-            _verify_file(source, digest, size)
-            try:
-                os.link(source, dest)
-                return True
-            except (FileExistsError, FileNotFoundError):
-                raise
-            except OSError:
-                if link == "hardlink":
-                    raise LinkUnsupported(f"cannot hard-link {digest} to {dest}") from None
-        tmp = dest.with_name(f".{dest.name}.datakeep-tmp")
+        target = dest.with_name(f".{dest.name}.datakeep-tmp") if atomic else dest
         try:
-            with self.backend.open(key) as raw, open(tmp, "xb") as out:
-                reader = VerifiedReader(raw, digest, size)
-                buffer = bytearray(min(size, CHUNK) + 1)
-                view = memoryview(buffer)
-                while n := reader.readinto(buffer):
-                    out.write(view[:n])
-            os.rename(tmp, dest)
+            if isinstance(self.backend, FileBackend):
+                source = self.backend.path_of(key)
+                if link != "copy":
+                    verify_file(source, digest, size)
+                    try:
+                        os.link(source, dest)
+                        return True
+                    except (FileExistsError, FileNotFoundError):
+                        raise
+                    except OSError:
+                        if link == "hardlink":
+                            raise LinkUnsupported(f"cannot hard-link {digest} to {dest}") from None
+                if size >= CHUNK:
+                    # copy in the kernel, then verify the copy itself (memory-mapped)
+                    _copy_file(source, target)
+                    verify_file(target, digest, size)
+                else:
+                    try:
+                        with open(source, "rb") as f:
+                            data = f.read()
+                    except FileNotFoundError:
+                        raise NotFound(f"blob of {digest} is missing from the store") from None
+                    _check_bytes(data, digest, size)
+                    _write_new(target, data)
+            else:
+                with self.backend.open(key) as raw, open(target, "xb") as out:
+                    reader = VerifiedReader(raw, digest, size)
+                    buffer = bytearray(min(size, CHUNK) + 1)
+                    view = memoryview(buffer)
+                    while n := reader.readinto(buffer):
+                        out.write(view[:n])
+            if mode is not None:
+                os.chmod(target, mode)
+            if atomic:
+                os.rename(target, dest)
         except BaseException:
-            tmp.unlink(missing_ok=True)
+            target.unlink(missing_ok=True)
             raise
         return False
 
 
-def _verify_file(path: Path, digest: str, size: int) -> None:
+def _check_bytes(data: bytes, digest: str, size: int) -> None:
+    if len(data) != size:
+        raise IntegrityError(f"{digest} has {len(data)} bytes stored, not {size}")
+    algorithm, _, expected = digest.partition(":")
+    hasher = new_hasher(algorithm)
+    hasher.update(data)
+    if hasher.hexdigest() != expected:
+        raise IntegrityError(
+            f"{digest} is corrupted: its stored bytes hash to {algorithm}:{hasher.hexdigest()}"
+        )
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
     try:
-        with open(path, "rb") as raw:
-            reader = VerifiedReader(raw, digest, size)  # type: ignore[arg-type]
-            buffer = bytearray(CHUNK + 1)
-            while reader.readinto(buffer):
-                pass
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+
+
+def verify_file(path: Path, digest: str, size: int) -> None:
+    """Check that the file ``path`` holds exactly the content ``digest`` of ``size`` bytes."""
+    try:
+        actual_size = os.stat(path).st_size
     except FileNotFoundError:
         raise NotFound(f"blob of {digest} is missing from the store") from None
+    if actual_size < size:
+        raise IntegrityError(f"{digest} is truncated: {actual_size} of {size} bytes stored")
+    if actual_size > size:
+        raise IntegrityError(f"{digest} is longer than its recorded {size} bytes")
+    actual = hash_file(path, digest.partition(":")[0])
+    if actual != digest:
+        raise IntegrityError(f"{digest} is corrupted: its stored bytes hash to {actual}")
 
 
-def _chunks(source: Iterable[bytes] | BinaryIO) -> Iterator[bytes]:
+def _copy_file(source: Path, dest: Path) -> None:
+    """Copy in the kernel (copy_file_range), never through Python's memory."""
+    with open(source, "rb") as src, open(dest, "xb") as dst:
+        remaining = os.fstat(src.fileno()).st_size
+        while remaining > 0:
+            copied = os.copy_file_range(src.fileno(), dst.fileno(), remaining)
+            if copied == 0:
+                break
+            remaining -= copied
+
+
+def _chunks(source: Iterable[bytes] | BinaryIO) -> Iterator[bytes | bytearray | memoryview]:
     read = getattr(source, "read", None)
     if read is not None:
         while chunk := read(CHUNK):

@@ -8,6 +8,7 @@ manifests). The algorithm is part of every digest, so a digest is never ambiguou
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ __all__ = [
     "check_algorithm",
     "hash_bytes",
     "hash_chunks",
+    "hash_file",
     "new_hasher",
     "parse_digest",
 ]
@@ -36,7 +38,7 @@ _HEX = re.compile(r"[0-9a-f]+\Z")
 
 
 class Hasher(Protocol):
-    def update(self, data: bytes | memoryview, /) -> object: ...
+    def update(self, data: bytes | bytearray | memoryview, /) -> object: ...
 
     def hexdigest(self) -> str: ...
 
@@ -95,6 +97,28 @@ def hash_bytes(data: bytes | memoryview, algorithm: str = DEFAULT_ALGORITHM) -> 
     """The digest string of ``data``."""
     hasher = new_hasher(algorithm)
     hasher.update(data)
+    return f"{algorithm}:{hasher.hexdigest()}"
+
+
+# Below this, mapping a file costs more than reading it.
+_MMAP_MIN = 1 << 20
+
+
+def hash_file(path: str | os.PathLike[str], algorithm: str = DEFAULT_ALGORITHM) -> str:
+    """The digest string of a file's bytes.
+
+    BLAKE3 hashes large files memory-mapped and on every core, without copying them
+    through Python; the others read in 1 MiB chunks.
+    """
+    check_algorithm(algorithm)
+    if algorithm == "blake3" and os.path.getsize(path) >= _MMAP_MIN:
+        mapped = blake3(max_threads=blake3.AUTO)
+        mapped.update_mmap(os.fspath(path))
+        return f"blake3:{mapped.hexdigest()}"
+    hasher = new_hasher(algorithm)
+    with open(path, "rb") as f:
+        while chunk := f.read(_MMAP_MIN):
+            hasher.update(chunk)
     return f"{algorithm}:{hasher.hexdigest()}"
 
 

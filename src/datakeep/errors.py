@@ -12,9 +12,9 @@ exception a Python caller would expect, so ``except FileNotFoundError`` and
     │   ├── UnknownAlgorithm                                    not blake3, sha256 or md5
     │   ├── UnknownBackend                                      no backend has that permanent name
     │   └── InvalidPath                                         ``..``, absolute, escaping symlink
-    ├── IntegrityError           (OSError)                      stored bytes do not match their digest
+    ├── IntegrityError           (OSError)                      stored bytes differ from digest
     ├── StorageError             (OSError)                      a backend could not read or write
-    │   └── LinkUnsupported                                     no hard link/reflink possible here
+    │   └── LinkUnsupported                                     no hard link or reflink here
     └── IndexFailure             (OSError)                      the index database failed
         ├── Busy                 (TimeoutError)                 a lock wait ran out of time
         └── SchemaTooNew                                        index written by a newer datakeep

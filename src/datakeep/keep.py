@@ -27,7 +27,7 @@ from typing import Any, BinaryIO
 from sqlalchemy import select
 
 from .backends import FileBackend, LocalBackend, open_backend
-from .content import CHUNK, Content, ContentStore, LinkMode, Page, VerifiedReader
+from .content import CHUNK, Content, ContentStore, LinkMode, Page, VerifiedReader, verify_file
 from .digest import DEFAULT_ALGORITHM, check_algorithm, parse_digest
 from .errors import AlreadyExists, DatakeepError, IndexFailure, InvalidInput, InvalidPath, NotFound
 from .index import IndexDatabase, contents, ensure_schema, keep_meta, placements
@@ -152,14 +152,16 @@ class Keep:
         return f"sqlite:///{self.path / index}"
 
     def _check_algorithm(self) -> None:
-        with self.db.write("recording the keep's algorithm") as conn:
-            conn.execute(
-                insert_ignore(conn, keep_meta, ["key"]),
-                [{"key": "algorithm", "value": self.algorithm}],
-            )
-            stored = conn.execute(
-                select(keep_meta.c.value).where(keep_meta.c.key == "algorithm")
-            ).scalar_one()
+        query = select(keep_meta.c.value).where(keep_meta.c.key == "algorithm")
+        with self.db.read("reading the keep's algorithm") as conn:
+            stored = conn.execute(query).scalar()
+        if stored is None:  # a new index: record it (a concurrent opener may win; re-read)
+            with self.db.write("recording the keep's algorithm") as conn:
+                conn.execute(
+                    insert_ignore(conn, keep_meta, ["key"]),
+                    [{"key": "algorithm", "value": self.algorithm}],
+                )
+                stored = conn.execute(query).scalar_one()
         if stored != self.algorithm:
             raise IndexFailure(
                 f"the index uses {stored} digests but {self.path / CONFIG_FILE} says "
@@ -309,14 +311,13 @@ class Keep:
             try:
                 key = json.loads(pointer)["key"]
                 if isinstance(backend, FileBackend):
-                    raw: BinaryIO = open(backend.path_of(key), "rb")  # noqa: SIM115
+                    verify_file(backend.path_of(key), digest, size)
                 else:
-                    raw = backend.open(key)
-                with raw:
-                    reader = VerifiedReader(raw, digest, size)
-                    buffer = bytearray(min(size, CHUNK) + 1)
-                    while reader.readinto(buffer):
-                        pass
+                    with backend.open(key) as raw:
+                        reader = VerifiedReader(raw, digest, size)
+                        buffer = bytearray(min(size, CHUNK) + 1)
+                        while reader.readinto(buffer):
+                            pass
                 if kind == "tree":
                     decode_tree(self.store.get(digest), self.algorithm)
             except FileNotFoundError:
@@ -343,14 +344,12 @@ class Keep:
             after = ""
             while True:
                 with self.db.read("listing content") as conn:
-                    rows = conn.execute(
-                        query.where(contents.c.digest > after).limit(5000)
-                    ).all()
+                    rows = conn.execute(query.where(contents.c.digest > after).limit(5000)).all()
                 yield from ((r[0], r[1], r[2], r[3]) for r in rows)
                 if len(rows) < 5000:
                     return
                 after = rows[-1][0]
         for i in range(0, len(digests), 500):
             with self.db.read("listing content") as conn:
-                rows = conn.execute(query.where(contents.c.digest.in_(digests[i : i + 500])))
-                yield from ((r[0], r[1], r[2], r[3]) for r in rows.all())
+                part = conn.execute(query.where(contents.c.digest.in_(digests[i : i + 500])))
+                yield from ((r[0], r[1], r[2], r[3]) for r in part.all())

@@ -37,8 +37,9 @@ class StatCache:
         if self._db is None:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                db = sqlite3.connect(self.path, timeout=5, check_same_thread=False,
-                                     isolation_level=None)
+                db = sqlite3.connect(
+                    self.path, timeout=5, check_same_thread=False, isolation_level=None
+                )
                 db.execute("PRAGMA journal_mode = WAL")
                 db.execute("PRAGMA synchronous = OFF")
                 db.execute(
@@ -80,7 +81,9 @@ class StatCache:
                         for i in by_inode[(dev, ino)]:
                             st = stats[i]
                             if (st.st_size, st.st_mtime_ns, st.st_ctime_ns) == (
-                                size, mtime_ns, ctime_ns
+                                size,
+                                mtime_ns,
+                                ctime_ns,
                             ):
                                 results[i] = digest
         except sqlite3.Error:

@@ -320,9 +320,9 @@ def export_tree(
                 os.symlink(link_target, target)
             else:
                 assert e.digest is not None
-                linked = store.export_file(keys[e.digest], e.digest, e.size, target, link)
-                if not linked:
-                    os.chmod(target, e.mode)
+                store.export_file(
+                    keys[e.digest], e.digest, e.size, target, link, e.mode, atomic=False
+                )
             if progress is not None:
                 progress(Progress("export", done, total, e.size))
         for e in entries:

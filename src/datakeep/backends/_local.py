@@ -9,6 +9,7 @@ flushes everything written since the last call, once.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import fcntl
@@ -28,8 +29,14 @@ _FICLONE = 0x40049409  # from linux/fs.h
 _READ_ONLY = 0o444
 # Below this many unsynced blobs, fsync each; above, one syncfs of the whole filesystem.
 _FSYNC_EACH_LIMIT = 64
-_LINK_UNSUPPORTED = {errno.EXDEV, errno.EPERM, errno.EOPNOTSUPP, errno.EINVAL, errno.ENOTTY,
-                     errno.EMLINK}
+_LINK_UNSUPPORTED = {
+    errno.EXDEV,
+    errno.EPERM,
+    errno.EOPNOTSUPP,
+    errno.EINVAL,
+    errno.ENOTTY,
+    errno.EMLINK,
+}
 
 
 def _storage_error(action: str, key: str, exc: OSError) -> StorageError:
@@ -49,7 +56,7 @@ class _StagedFile:
         except OSError as exc:
             raise _storage_error("stage", "(new)", exc) from exc
 
-    def write(self, data: bytes | memoryview, /) -> None:
+    def write(self, data: bytes | bytearray | memoryview, /) -> None:
         assert self._file is not None, "write after commit or abort"
         try:
             self._file.write(data)
@@ -70,10 +77,8 @@ class _StagedFile:
 
     def abort(self) -> None:
         if self._file is not None:
-            try:
+            with contextlib.suppress(OSError):  # the bytes are being thrown away anyway
                 self._file.close()
-            except OSError:
-                pass  # the bytes are being thrown away anyway
             self._file = None
         _unlink_quietly(self._tmp)
 
@@ -85,10 +90,8 @@ class _StagedFile:
 
 
 def _unlink_quietly(path: str) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 class LocalBackend:

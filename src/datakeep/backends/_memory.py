@@ -18,7 +18,7 @@ class _StagedBuffer:
         self._backend = backend
         self._buffer: io.BytesIO | None = io.BytesIO()
 
-    def write(self, data: bytes | memoryview, /) -> None:
+    def write(self, data: bytes | bytearray | memoryview, /) -> None:
         assert self._buffer is not None, "write after commit or abort"
         self._buffer.write(data)
 

@@ -47,7 +47,7 @@ class StagedBlob(Protocol):
     Use as a context manager: leaving the block without :meth:`commit` discards it.
     """
 
-    def write(self, data: bytes | memoryview, /) -> None:
+    def write(self, data: bytes | bytearray | memoryview, /) -> None:
         """Append bytes."""
 
     def commit(self, key: str) -> bool:

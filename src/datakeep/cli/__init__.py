@@ -59,8 +59,13 @@ def _open() -> Keep:
 
 
 def _content_json(c: Content) -> dict[str, Any]:
-    return {"digest": c.digest, "size": c.size, "kind": c.kind, "created_at": c.created_at,
-            "tags": c.tags}
+    return {
+        "digest": c.digest,
+        "size": c.size,
+        "kind": c.kind,
+        "created_at": c.created_at,
+        "tags": c.tags,
+    }
 
 
 @contextmanager
@@ -93,8 +98,13 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("directory", default=".", type=click.Path(file_okay=False))
-@click.option("--algorithm", type=click.Choice(["blake3", "sha256", "md5"]), default="blake3",
-              show_default=True, help="Hash algorithm for every digest in this keep.")
+@click.option(
+    "--algorithm",
+    type=click.Choice(["blake3", "sha256", "md5"]),
+    default="blake3",
+    show_default=True,
+    help="Hash algorithm for every digest in this keep.",
+)
 def init(directory: str, algorithm: str) -> None:
     """Create a keep in DIRECTORY/.datakeep (index.sqlite + objects/).
 
@@ -111,9 +121,14 @@ def init(directory: str, algorithm: str) -> None:
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(readable=False))
 @click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Tag what is stored.")
-@click.option("--link", type=LINK, default="copy", show_default=True,
-              help="copy; hardlink (shares the file and makes it read-only); auto "
-                   "(reflink, else hardlink, else copy).")
+@click.option(
+    "--link",
+    type=LINK,
+    default="copy",
+    show_default=True,
+    help="copy; hardlink (shares the file and makes it read-only); auto "
+    "(reflink, else hardlink, else copy).",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per path.")
 def put(paths: tuple[str, ...], tags: tuple[str, ...], link: str, as_json: bool) -> None:
     """Store files and directories; print each one's digest.
@@ -136,8 +151,13 @@ def put(paths: tuple[str, ...], tags: tuple[str, ...], link: str, as_json: bool)
 @cli.command()
 @click.argument("digest")
 @click.argument("dest", required=False, type=click.Path())
-@click.option("--link", type=LINK, default="copy", show_default=True,
-              help="copy, or hardlink files to the store (read-only, no extra space).")
+@click.option(
+    "--link",
+    type=LINK,
+    default="copy",
+    show_default=True,
+    help="copy, or hardlink files to the store (read-only, no extra space).",
+)
 def get(digest: str, dest: str | None, link: str) -> None:
     """Write a file or a whole tree back to DEST, verified (default: ./<hex>).
 
@@ -175,8 +195,9 @@ def cat(digest: str) -> None:
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many.")
 @click.option("--after", metavar="DIGEST", help="Start after this digest (paging).")
 @click.option("--json", "as_json", is_flag=True, help="JSON Lines, one content per line.")
-def ls_(tags: tuple[str, ...], kind: str | None, limit: int | None, after: str | None,
-        as_json: bool) -> None:
+def ls_(
+    tags: tuple[str, ...], kind: str | None, limit: int | None, after: str | None, as_json: bool
+) -> None:
     """List stored contents, by digest.
 
     \b
@@ -236,16 +257,25 @@ def verify(digests: tuple[str, ...], everything: bool, as_json: bool) -> None:
     with _open() as keep, _progress("verify") as report:
         result = keep.verify_many(None if everything else digests, report)
     if as_json:
-        click.echo(json.dumps({
-            "ok": result.ok, "checked": result.checked, "bytes": result.nbytes,
-            "problems": [{"digest": p.digest, "error": p.error} for p in result.problems],
-        }, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "ok": result.ok,
+                    "checked": result.checked,
+                    "bytes": result.nbytes,
+                    "problems": [{"digest": p.digest, "error": p.error} for p in result.problems],
+                },
+                indent=2,
+            )
+        )
     else:
         for problem in result.problems:
-            click.echo(f"BAD {problem.digest}: {problem.error}")
+            where = "" if problem.error.startswith(problem.digest) else f"{problem.digest}: "
+            click.echo(f"BAD {where}{problem.error}")
         state = "ok" if result.ok else f"{len(result.problems)} problem(s)"
-        click.echo(f"{state}: {result.checked} contents, {result.nbytes} bytes checked",
-                   err=not result.ok)
+        click.echo(
+            f"{state}: {result.checked} contents, {result.nbytes} bytes checked", err=not result.ok
+        )
     if not result.ok:
         sys.exit(1)
 

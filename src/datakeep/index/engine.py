@@ -27,8 +27,14 @@ __all__ = ["LOCK_TIMEOUT_S", "IndexDatabase", "translated"]
 
 LOCK_TIMEOUT_S = 60.0
 _WRITE = "datakeep_write"
-_BUSY_MARKERS = ("database is locked", "database table is locked", "lock timeout",
-                 "could not obtain lock", "deadlock detected", "canceling statement due to lock")
+_BUSY_MARKERS = (
+    "database is locked",
+    "database table is locked",
+    "lock timeout",
+    "could not obtain lock",
+    "deadlock detected",
+    "canceling statement due to lock",
+)
 
 
 def _is_busy(exc: BaseException) -> bool:
@@ -43,8 +49,10 @@ def translated(action: str) -> Iterator[None]:
         yield
     except DBAPIError as exc:
         if _is_busy(exc):
-            raise Busy(f"index busy while {action}: other writers held the lock for more "
-                       f"than {LOCK_TIMEOUT_S:.0f}s") from exc
+            raise Busy(
+                f"index busy while {action}: other writers held the lock for more "
+                f"than {LOCK_TIMEOUT_S:.0f}s"
+            ) from exc
         raise IndexFailure(f"index error while {action}: {exc.orig}") from exc
     except SQLAlchemyError as exc:
         raise IndexFailure(f"index error while {action}: {exc}") from exc

@@ -169,8 +169,9 @@ class BackendTests:
         assert backend.create("gone", b"again") is True
         assert backend.read("gone") == b"again"
 
-    @pytest.mark.parametrize("key", ["", "../up", "a/../b", "/abs", "a//b", ".hidden", "a/",
-                                     "sp ace", "a\x00b"])
+    @pytest.mark.parametrize(
+        "key", ["", "../up", "a/../b", "/abs", "a//b", ".hidden", "a/", "sp ace", "a\x00b"]
+    )
     def test_unsafe_keys_are_refused(self, backend: Backend, key: str) -> None:
         with pytest.raises(InvalidPath):
             backend.create(key, b"x")
