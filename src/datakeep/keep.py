@@ -26,8 +26,8 @@ from typing import Any, BinaryIO
 
 from sqlalchemy import select
 
-from .backends import FileBackend, LocalBackend, open_backend
-from .content import CHUNK, Content, ContentStore, LinkMode, Page, VerifiedReader, verify_file
+from .backends import LocalBackend, open_backend
+from .content import CHUNK, Content, ContentStore, LinkMode, Page, drain_verified, verify_file
 from .digest import DEFAULT_ALGORITHM, check_algorithm, parse_digest
 from .errors import AlreadyExists, DatakeepError, IndexFailure, InvalidInput, InvalidPath, NotFound
 from .index import IndexDatabase, contents, ensure_schema, keep_meta, placements
@@ -310,14 +310,11 @@ class Keep:
         for digest, size, kind, pointer in self._stored(wanted):
             try:
                 key = json.loads(pointer)["key"]
-                if isinstance(backend, FileBackend):
-                    verify_file(backend.path_of(key), digest, size)
+                if self.store.files is not None:
+                    verify_file(self.store.files.path_of(key), digest, size)
                 else:
                     with backend.open(key) as raw:
-                        reader = VerifiedReader(raw, digest, size)
-                        buffer = bytearray(min(size, CHUNK) + 1)
-                        while reader.readinto(buffer):
-                            pass
+                        drain_verified(raw, digest, size)
                 if kind == "tree":
                     decode_tree(self.store.get(digest), self.algorithm)
             except FileNotFoundError:

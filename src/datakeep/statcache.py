@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -32,6 +33,8 @@ class StatCache:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db: sqlite3.Connection | None = None
+        # one connection shared by the threads of an AsyncKeep: keep their transactions apart
+        self._lock = threading.Lock()
 
     def _connect(self) -> sqlite3.Connection | None:
         if self._db is None:
@@ -62,33 +65,44 @@ class StatCache:
         for i, st in enumerate(stats):
             by_inode.setdefault((st.st_dev, st.st_ino), []).append(i)
         prefix = algorithm + ":"
-        try:
-            for dev in {d for d, _ in by_inode}:
-                inodes = [ino for d, ino in by_inode if d == dev]
-                for start in range(0, len(inodes), _BATCH):
-                    part = inodes[start : start + _BATCH]
-                    rows = db.execute(
-                        "SELECT ino, size, mtime_ns, ctime_ns, digest, checked_ns FROM stat "
-                        f"WHERE dev = ? AND ino IN ({','.join('?' * len(part))})",
-                        (dev, *part),
-                    ).fetchall()
-                    for ino, size, mtime_ns, ctime_ns, digest, checked_ns in rows:
-                        if not digest.startswith(prefix):
-                            continue
-                        # trusted only if both stamps are well before the hash was taken
-                        if max(mtime_ns, ctime_ns) + RACY_NS >= checked_ns:
-                            continue
-                        for i in by_inode[(dev, ino)]:
-                            st = stats[i]
-                            if (st.st_size, st.st_mtime_ns, st.st_ctime_ns) == (
-                                size,
-                                mtime_ns,
-                                ctime_ns,
-                            ):
-                                results[i] = digest
-        except sqlite3.Error:
-            return [None] * len(stats)
+        with self._lock:
+            try:
+                self._lookup(db, stats, by_inode, prefix, results)
+            except sqlite3.Error:
+                return [None] * len(stats)
         return results
+
+    @staticmethod
+    def _lookup(
+        db: sqlite3.Connection,
+        stats: Sequence[os.stat_result],
+        by_inode: dict[tuple[int, int], list[int]],
+        prefix: str,
+        results: list[str | None],
+    ) -> None:
+        for dev in {d for d, _ in by_inode}:
+            inodes = [ino for d, ino in by_inode if d == dev]
+            for start in range(0, len(inodes), _BATCH):
+                part = inodes[start : start + _BATCH]
+                rows = db.execute(
+                    "SELECT ino, size, mtime_ns, ctime_ns, digest, checked_ns FROM stat "
+                    f"WHERE dev = ? AND ino IN ({','.join('?' * len(part))})",
+                    (dev, *part),
+                ).fetchall()
+                for ino, size, mtime_ns, ctime_ns, digest, checked_ns in rows:
+                    # trusted only if both stamps are well before the hash was taken
+                    if not digest.startswith(prefix) or (
+                        max(mtime_ns, ctime_ns) + RACY_NS >= checked_ns
+                    ):
+                        continue
+                    for i in by_inode[(dev, ino)]:
+                        st = stats[i]
+                        if (st.st_size, st.st_mtime_ns, st.st_ctime_ns) == (
+                            size,
+                            mtime_ns,
+                            ctime_ns,
+                        ):
+                            results[i] = digest
 
     def store(self, entries: Sequence[tuple[os.stat_result, str]], checked_ns: int) -> None:
         """Remember digests of files whose stat was taken at ``checked_ns`` before hashing."""
@@ -99,13 +113,14 @@ class StatCache:
             (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, digest, checked_ns)
             for st, digest in entries
         ]
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            db.executemany("INSERT OR REPLACE INTO stat VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-            db.execute("COMMIT")
-        except sqlite3.Error:
-            if db.in_transaction:
-                db.rollback()
+        with self._lock:
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                db.executemany("INSERT OR REPLACE INTO stat VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+                db.execute("COMMIT")
+            except sqlite3.Error:
+                if db.in_transaction:
+                    db.rollback()
 
     def close(self) -> None:
         if self._db is not None:
