@@ -374,16 +374,20 @@ class ContentStore:
     # -- lookups -----------------------------------------------------------------------
     def key_of(self, digest: str) -> str:
         """The backend key of a stored digest; :class:`NotFound` if not recorded."""
+        return self._locate(digest)[1]
+
+    def _locate(self, digest: str) -> tuple[int, str]:
+        """(size, backend key) of a stored digest in one query; :class:`NotFound` if absent."""
         parse_digest(digest)
         with self.db.read("looking up a blob") as conn:
-            pointer = conn.execute(
-                select(placements.c.pointer).where(
-                    placements.c.digest == digest, placements.c.location == PRIMARY
-                )
-            ).scalar()
-        if pointer is None:
+            row = conn.execute(
+                select(contents.c.size, placements.c.pointer)
+                .join(placements, placements.c.digest == contents.c.digest)
+                .where(contents.c.digest == digest, placements.c.location == PRIMARY)
+            ).first()
+        if row is None:
             raise NotFound(f"no content {digest} in this keep")
-        return str(json.loads(pointer)["key"])
+        return int(row[0]), str(json.loads(row[1])["key"])
 
     def keys_of(self, digests: Iterable[str]) -> dict[str, str]:
         """Backend keys of many digests at once; :class:`NotFound` names one that is absent."""
@@ -516,16 +520,14 @@ class ContentStore:
 
     # -- reading, always verified ---------------------------------------------------------
     def open(self, digest: str) -> io.BufferedReader:
-        info = self.info(digest)
-        key = self.key_of(digest)
-        raw = self.backend.open(key)
-        return io.BufferedReader(VerifiedReader(raw, digest, info.size), CHUNK)
+        size, key = self._locate(digest)
+        return io.BufferedReader(VerifiedReader(self.backend.open(key), digest, size), CHUNK)
 
     def get(self, digest: str) -> bytes:
-        info = self.info(digest)
-        with self.backend.open(self.key_of(digest)) as raw:
-            reader = VerifiedReader(raw, digest, info.size)
-            buffer = bytearray(info.size + 1)
+        size, key = self._locate(digest)
+        with self.backend.open(key) as raw:
+            reader = VerifiedReader(raw, digest, size)
+            buffer = bytearray(size + 1)
             view = memoryview(buffer)
             filled = 0
             while n := reader.readinto(view[filled:]):

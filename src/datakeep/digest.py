@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -25,7 +25,6 @@ __all__ = [
     "Hasher",
     "check_algorithm",
     "hash_bytes",
-    "hash_chunks",
     "hash_file",
     "new_hasher",
     "parse_digest",
@@ -119,12 +118,4 @@ def hash_file(path: str | os.PathLike[str], algorithm: str = DEFAULT_ALGORITHM) 
     with open(path, "rb") as f:
         while chunk := f.read(_MMAP_MIN):
             hasher.update(chunk)
-    return f"{algorithm}:{hasher.hexdigest()}"
-
-
-def hash_chunks(chunks: Iterable[bytes], algorithm: str = DEFAULT_ALGORITHM) -> str:
-    """The digest string of the concatenation of ``chunks``."""
-    hasher = new_hasher(algorithm)
-    for chunk in chunks:
-        hasher.update(chunk)
     return f"{algorithm}:{hasher.hexdigest()}"

@@ -69,7 +69,7 @@ def _content_json(c: Content) -> dict[str, Any]:
 
 
 @contextmanager
-def _progress(label: str, total: int | None = None) -> Iterator[Any]:
+def _progress(label: str) -> Iterator[Any]:
     """A progress callback that draws a bar on a terminal and does nothing otherwise."""
     if not sys.stderr.isatty():
         yield None
@@ -77,7 +77,7 @@ def _progress(label: str, total: int | None = None) -> Iterator[Any]:
     from rich.progress import Progress as Bar
 
     with Bar(transient=True) as bar:
-        task = bar.add_task(label, total=total)
+        task = bar.add_task(label, total=None)
 
         def report(p: Progress) -> None:
             bar.update(task, completed=p.done, total=p.total)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -124,10 +123,6 @@ class IndexDatabase:
         else:
             raise InvalidInput(f"unsupported index database {backend!r}; use sqlite or postgresql")
         self.dialect = backend
-
-    @classmethod
-    def sqlite_file(cls, path: Path) -> IndexDatabase:
-        return cls(f"sqlite:///{path}")
 
     @contextmanager
     def read(self, action: str = "reading") -> Iterator[Connection]:
