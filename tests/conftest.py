@@ -17,10 +17,34 @@ POSTGRES_URL = os.environ.get(
 )
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def index_url(request: pytest.FixtureRequest) -> str | None:
+    """The index of the keep under test: None for the embedded SQLite default, else a
+    fresh PostgreSQL schema on the real server. Every keep test runs on both."""
+    if request.param == "sqlite":
+        return None
+    return new_postgres_schema(request.getfixturevalue("postgres_url"))
+
+
+def new_postgres_schema(database_url: str) -> str:
+    """A URL of an empty schema of its own in the session's test database."""
+    import psycopg
+
+    schema = f"k_{secrets.token_hex(6)}"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    return f"{database_url}?options=-csearch_path%3D{schema}"
+
+
 @pytest.fixture
-def keep(tmp_path: Path) -> Iterator[Keep]:
-    with datakeep.init(tmp_path / "project") as k:
+def keep(tmp_path: Path, index_url: str | None) -> Iterator[Keep]:
+    with datakeep.init(tmp_path / "project", index=index_url) as k:
         yield k
+
+
+def init_args(index_url: str | None) -> list[str]:
+    """``datakeep init`` arguments for the index under test."""
+    return [] if index_url is None else ["--index", index_url]
 
 
 @pytest.fixture(scope="session")

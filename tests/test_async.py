@@ -15,8 +15,8 @@ from .conftest import blob_path, damage
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
-    datakeep.init(tmp_path).close()
+def project(tmp_path: Path, index_url: str | None) -> Path:
+    datakeep.init(tmp_path, index=index_url).close()
     return tmp_path
 
 

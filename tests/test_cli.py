@@ -14,12 +14,12 @@ import pytest
 from datakeep.cli import cli
 from datakeep.digest import hash_bytes
 
-from .conftest import run_cli
+from .conftest import init_args, run_cli
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
-    run_cli("init", cwd=tmp_path)
+def project(tmp_path: Path, index_url: str | None) -> Path:
+    run_cli("init", *init_args(index_url), cwd=tmp_path)
     return tmp_path
 
 

@@ -131,8 +131,8 @@ def test_unknown_algorithm(keep: Keep, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("algorithm", ["sha256", "md5"])
-def test_other_algorithms(tmp_path: Path, algorithm: str) -> None:
-    with datakeep.init(tmp_path, algorithm=algorithm) as keep:
+def test_other_algorithms(tmp_path: Path, algorithm: str, index_url: str | None) -> None:
+    with datakeep.init(tmp_path, algorithm=algorithm, index=index_url) as keep:
         c = keep.put(b"abc")
         assert c.digest == hash_bytes(b"abc", algorithm)
         assert keep.get(c.digest) == b"abc"
@@ -216,8 +216,8 @@ def test_missing_blob_behind_the_index_is_reported(keep: Keep) -> None:
     assert not report.ok and "missing" in report.problems[0].error
 
 
-def test_moved_keep_directory_stays_readable(tmp_path: Path) -> None:
-    with datakeep.init(tmp_path / "here") as keep:
+def test_moved_keep_directory_stays_readable(tmp_path: Path, index_url: str | None) -> None:
+    with datakeep.init(tmp_path / "here", index=index_url) as keep:
         blob = keep.put(b"portable", tags={"t": "1"})
         (tmp_path / "here" / "d").mkdir()
         (tmp_path / "here" / "d" / "f").write_text("file")

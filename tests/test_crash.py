@@ -32,7 +32,7 @@ def put_command(data: Path) -> list[str]:
     return [sys.executable, "-m", "datakeep", "put", str(data)]
 
 
-def test_sigkill_during_put_leaves_a_consistent_keep(tmp_path: Path) -> None:
+def test_sigkill_during_put_leaves_a_consistent_keep(tmp_path: Path, index_url: str | None) -> None:
     data = tmp_path / "data"
     make_dataset(data)
 
@@ -43,7 +43,7 @@ def test_sigkill_during_put_leaves_a_consistent_keep(tmp_path: Path) -> None:
     full = time.monotonic() - started
 
     project = tmp_path / "project"
-    datakeep.init(project).close()
+    datakeep.init(project, index=index_url).close()
     killed = 0
     for fraction in (0.15, 0.3, 0.45, 0.6, 0.75, 0.9):
         child = subprocess.Popen(

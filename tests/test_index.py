@@ -7,13 +7,14 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import text
 
 import datakeep
 from datakeep.errors import Busy, IndexFailure, SchemaTooNew
 from datakeep.index import IndexDatabase, ensure_schema, metadata
 from datakeep.index import engine as engine_module
-from datakeep.index.migrate import _MIGRATIONS, HEAD, REVISIONS
+from datakeep.index.migrate import _MIGRATIONS, HEAD, REVISIONS, current_revision
 
 
 def test_revision_list_matches_the_migration_scripts() -> None:
@@ -55,14 +56,41 @@ def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
     con.close()
 
 
-def test_newer_schema_is_refused_with_a_clear_error(tmp_path: Path) -> None:
-    datakeep.init(tmp_path).close()
-    con = sqlite3.connect(tmp_path / ".datakeep" / "index.sqlite")
-    con.execute("UPDATE alembic_version SET version_num = '9999_from_the_future'")
-    con.commit()
-    con.close()
+def _set_revision(keep: datakeep.Keep, revision: str) -> None:
+    with keep.db.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
+
+
+def test_newer_schema_is_refused_with_a_clear_error(tmp_path: Path, index_url: str | None) -> None:
+    with datakeep.init(tmp_path, index=index_url) as keep:
+        _set_revision(keep, "9999_from_the_future")
     with pytest.raises(SchemaTooNew, match="upgrade datakeep"):
         datakeep.open(tmp_path)
+
+
+def test_keep_of_an_older_version_is_migrated_forward(
+    tmp_path: Path, index_url: str | None
+) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    with datakeep.init(tmp_path, index=index_url) as keep:
+        c = keep.put(b"from an older datakeep", tags={"era": "0001"})
+        # turn the index back into what the first release wrote
+        with keep.db.engine.begin() as conn:
+            config = Config()
+            config.set_main_option("script_location", str(_MIGRATIONS))
+            config.attributes["connection"] = conn
+            command.downgrade(config, REVISIONS[0])
+            assert current_revision(conn) == REVISIONS[0]
+            assert "pins" not in sa_inspect(conn).get_table_names()
+    with datakeep.open(tmp_path) as keep:
+        with keep.db.read() as conn:
+            assert current_revision(conn) == HEAD
+        assert keep.get(c.digest) == b"from an older datakeep"
+        assert keep.info(c.digest).tags == {"era": "0001"}
+        keep.pin(c.digest)  # the new table works
+        assert keep.pins() == [c.digest]
 
 
 def _open_and_put(path: str, n: int) -> str:
@@ -70,12 +98,11 @@ def _open_and_put(path: str, n: int) -> str:
         return keep.put(f"writer {n}".encode()).digest
 
 
-def test_many_processes_open_a_new_index_at_once(tmp_path: Path) -> None:
-    # keep.json exists but no index yet: every process races to create the schema
-    datakeep.init(tmp_path).close()
-    (tmp_path / ".datakeep" / "index.sqlite").unlink()
-    for extra in ("-wal", "-shm"):
-        (tmp_path / ".datakeep" / f"index.sqlite{extra}").unlink(missing_ok=True)
+def test_many_processes_open_a_new_index_at_once(tmp_path: Path, index_url: str | None) -> None:
+    # keep.json exists but the index is empty: every process races to create the schema
+    with datakeep.init(tmp_path, index=index_url) as keep, keep.db.engine.begin() as conn:
+        for table in ("alembic_version", *reversed(metadata.sorted_tables)):
+            conn.execute(text(f"DROP TABLE {getattr(table, 'name', table)}"))
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(6) as pool:
         digests = pool.starmap(_open_and_put, [(str(tmp_path), i) for i in range(12)])
@@ -127,14 +154,3 @@ def test_driver_errors_are_translated(tmp_path: Path) -> None:
     db.dispose()
 
 
-def test_postgres_index_is_a_url_away(postgres_url: str, tmp_path: Path) -> None:
-    with datakeep.init(tmp_path, index=postgres_url) as keep:
-        c = keep.put(b"shared", tags={"where": "pg"})
-        (tmp_path / "d").mkdir()
-        (tmp_path / "d" / "f").write_text("tree on pg")
-        tree = keep.put_tree(tmp_path / "d")
-        assert keep.find({"where": "pg"}).items[0].digest == c.digest
-        keep.export(tree.digest, tmp_path / "out")
-        assert (tmp_path / "out" / "f").read_text() == "tree on pg"
-        assert keep.untag(c.digest, "where") == 1
-        assert keep.verify_many().ok

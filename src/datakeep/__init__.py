@@ -88,12 +88,20 @@ def open(path: str | os.PathLike[str] = ".") -> Keep:
 
 
 def init(
-    path: str | os.PathLike[str] = ".", algorithm: str = "blake3", index: str | None = None
+    path: str | os.PathLike[str] = ".",
+    algorithm: str = "blake3",
+    index: str | None = None,
+    blobs: str | os.PathLike[str] | None = None,
 ) -> Keep:
-    """Create a keep in ``path/.datakeep`` and open it."""
+    """Create a keep in ``path/.datakeep`` and open it.
+
+    ``index`` is a ``postgresql://`` URL for a shared index (default: SQLite inside the
+    keep); ``blobs`` a directory for the bytes, such as a shared mount (default: inside
+    the keep).
+    """
     from .keep import init_keep
 
-    return init_keep(path, algorithm, index)
+    return init_keep(path, algorithm, index, blobs)
 
 
 def open_async(path: str | os.PathLike[str] = ".") -> AsyncKeep:

@@ -31,7 +31,7 @@ from .errors import (
     NotFound,
     StorageError,
 )
-from .index import IndexDatabase, contents, placements
+from .index import IndexDatabase, Leases, contents, placements
 from .index import tags as tag_table
 from .index.upsert import insert_ignore, insert_or_update
 
@@ -41,7 +41,9 @@ __all__ = [
     "ContentStore",
     "LinkMode",
     "Page",
+    "Problem",
     "Router",
+    "Stored",
     "Written",
     "drain_verified",
     "fanout_key",
@@ -86,6 +88,27 @@ class Page:
 
     items: list[Content]
     next: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One content found wrong by verify or fsck."""
+
+    digest: str
+    """The content affected."""
+    error: str
+    """What is wrong with it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A content as recorded in the index, with where its blob is."""
+
+    digest: str
+    size: int
+    kind: str
+    key: str
+    """The blob's key in the keep's durable home."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +212,7 @@ class ContentStore:
         self.backend = backend
         self.algorithm = algorithm
         self.router = router
+        self.leases = Leases(db)
         # checked once: a runtime Protocol isinstance costs 15 us, too much per file
         self.files: FileBackend | None = backend if isinstance(backend, FileBackend) else None
         self._reflink_ok = True  # flips off after the first refusal: no syscall per file
@@ -303,14 +327,20 @@ class ContentStore:
         kind: str = "blob",
         conn: Connection | None = None,
     ) -> None:
-        """Make stored blobs durable, then add their index rows (idempotent)."""
+        """Make stored blobs durable, then add their index rows (idempotent).
+
+        The caller holds a shared lease (:attr:`leases`) from writing the blobs until
+        this returns, so gc cannot sweep them in between.
+        """
         if not written:
             return
         if self.files is not None:
             self.files.sync()
         tag_map = _check_tags(tags)
         now = time.time()
-        unique = {w.digest: w for w in written}
+        # rows in digest order: concurrent writers then lock them in the same order and
+        # cannot deadlock each other on PostgreSQL
+        unique = {w.digest: w for w in sorted(written, key=lambda w: w.digest)}
         content_rows = [
             {"digest": w.digest, "size": w.size, "kind": kind, "created_at": now}
             for w in unique.values()
@@ -340,24 +370,25 @@ class ContentStore:
         if conn is not None:
             run(conn)
         else:
-            with self.db.write("recording content") as c:
-                run(c)
+            self.db.transact("recording content", run)
 
     # -- the user-facing puts ----------------------------------------------------------
     def put(self, data: bytes, tags: Mapping[str, str] | None = None) -> Content:
         if not isinstance(data, bytes | bytearray | memoryview):
             raise InvalidInput(f"put() takes bytes, not {type(data).__name__}")
         _check_tags(tags)
-        written = self.write_bytes(bytes(data), tags)
-        self.record([written], tags)
+        with self.leases.shared():
+            written = self.write_bytes(bytes(data), tags)
+            self.record([written], tags)
         return self.info(written.digest)
 
     def put_stream(
         self, source: Iterable[bytes] | BinaryIO, tags: Mapping[str, str] | None = None
     ) -> Content:
         _check_tags(tags)
-        written = self.write_stream(source, tags)
-        self.record([written], tags)
+        with self.leases.shared():
+            written = self.write_stream(source, tags)
+            self.record([written], tags)
         return self.info(written.digest)
 
     def put_file(
@@ -367,8 +398,9 @@ class ContentStore:
         link: LinkMode = "copy",
     ) -> Content:
         _check_tags(tags)
-        written = self.write_file(Path(path), tags, link)
-        self.record([written], tags)
+        with self.leases.shared():
+            written = self.write_file(Path(path), tags, link)
+            self.record([written], tags)
         return self.info(written.digest)
 
     # -- lookups -----------------------------------------------------------------------
@@ -501,22 +533,26 @@ class ContentStore:
     def tag(self, digest: str, tag_map: Mapping[str, str]) -> None:
         checked = _check_tags(tag_map)
         self.info(digest)
-        with self.db.write("tagging") as conn:
-            conn.execute(
-                insert_or_update(conn, tag_table, ["digest", "key"], ["value"]),
-                [{"digest": digest, "key": k, "value": v} for k, v in checked.items()],
+        rows = [{"digest": digest, "key": k, "value": v} for k, v in sorted(checked.items())]
+        with self.leases.shared():  # a tag makes content live: not while gc sweeps
+            self.db.transact(
+                "tagging",
+                lambda c: c.execute(
+                    insert_or_update(c, tag_table, ["digest", "key"], ["value"]), rows
+                ),
             )
 
     def untag(self, digest: str, keys: Iterable[str]) -> int:
         """Remove only the named tags; returns how many were removed."""
         parse_digest(digest)
-        removed = 0
-        with self.db.write("untagging") as conn:
-            for key in keys:
-                removed += conn.execute(
-                    tag_table.delete().where(tag_table.c.digest == digest, tag_table.c.key == key)
-                ).rowcount
-        return removed
+        names = sorted(set(keys))
+
+        def run(conn: Connection) -> int:
+            return conn.execute(
+                tag_table.delete().where(tag_table.c.digest == digest, tag_table.c.key.in_(names))
+            ).rowcount
+
+        return self.db.transact("untagging", run)
 
     # -- reading, always verified ---------------------------------------------------------
     def open(self, digest: str) -> io.BufferedReader:
@@ -540,6 +576,39 @@ class ContentStore:
         with self.open(digest) as reader:
             while chunk := reader.read(chunk_size):
                 yield chunk
+
+    def stored(self, digests: Sequence[str] | None = None) -> Iterator[Stored]:
+        """The recorded contents with their keys, by digest: those of ``digests`` (absent
+        ones are skipped) or every one, read a page at a time."""
+        query = (
+            select(contents.c.digest, contents.c.size, contents.c.kind, placements.c.pointer)
+            .join(placements, placements.c.digest == contents.c.digest)
+            .where(placements.c.location == PRIMARY)
+            .order_by(contents.c.digest)
+        )
+
+        def rows(q: Any) -> list[Stored]:
+            with self.db.read("listing content") as conn:
+                return [Stored(d, n, k, json.loads(p)["key"]) for d, n, k, p in conn.execute(q)]
+
+        if digests is not None:
+            wanted = sorted(set(digests))
+            for i in range(0, len(wanted), 500):
+                yield from rows(query.where(contents.c.digest.in_(wanted[i : i + 500])))
+            return
+        after = ""
+        while page := rows(query.where(contents.c.digest > after).limit(5000)):
+            yield from page
+            after = page[-1].digest
+
+    def check(self, item: Stored) -> None:
+        """Re-hash a stored blob: :class:`NotFound` if it is gone, :class:`IntegrityError`
+        if its bytes are not the content, ``OSError`` if it cannot be read."""
+        if self.files is not None:
+            verify_file(self.files.path_of(item.key), item.digest, item.size)
+        else:
+            with self.backend.open(item.key) as raw:
+                drain_verified(raw, item.digest, item.size)
 
     def verify(self, digest: str) -> Content:
         """Re-hash one stored blob; :class:`IntegrityError` if it does not match."""

@@ -22,35 +22,29 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from sqlalchemy import select
 
 from .backends import LocalBackend, open_backend
-from .content import CHUNK, Content, ContentStore, LinkMode, Page, drain_verified, verify_file
+from .content import CHUNK, Content, ContentStore, LinkMode, Page, Problem, Stored
 from .digest import DEFAULT_ALGORITHM, check_algorithm, parse_digest
 from .errors import AlreadyExists, DatakeepError, IndexFailure, InvalidInput, InvalidPath, NotFound
-from .index import IndexDatabase, contents, ensure_schema, keep_meta, placements
+from .index import IndexDatabase, ensure_schema, keep_meta
 from .index.upsert import insert_ignore
 from .progress import Progress, ProgressCallback
 from .statcache import StatCache
 from .trees import decode_tree, export_tree, put_tree
+
+if TYPE_CHECKING:
+    from .maintenance import FsckReport, GcReport
 
 __all__ = ["KEEP_DIR", "Keep", "Problem", "VerifyReport", "find_keep_dir", "init_keep"]
 
 KEEP_DIR = ".datakeep"
 CONFIG_FILE = "keep.json"
 KEEP_FORMAT = "datakeep.keep@v1"
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """One thing ``verify`` found wrong."""
-
-    digest: str
-    """The content affected."""
-    error: str
-    """What is wrong with it."""
+MISSING = "blob is missing from the store"
 
 
 @dataclass(slots=True)
@@ -101,24 +95,44 @@ def init_keep(
     path: str | os.PathLike[str] = ".",
     algorithm: str = DEFAULT_ALGORITHM,
     index: str | None = None,
+    blobs: str | os.PathLike[str] | None = None,
 ) -> Keep:
-    """Create ``path/.datakeep`` and return the open keep."""
+    """Create ``path/.datakeep`` and return the open keep.
+
+    ``index``: a database URL (default ``index.sqlite`` in the keep). ``blobs``: a
+    directory for the bytes (default ``objects/`` in the keep), recorded as an absolute
+    path since a shared directory does not move with the keep.
+    """
     check_algorithm(algorithm)
+    if index is not None and "://" not in index:
+        raise InvalidInput(f"index must be a database URL (postgresql://host/db), not {index!r}")
     keep_dir = Path(path).resolve() / KEEP_DIR
     if (keep_dir / CONFIG_FILE).exists():
         raise AlreadyExists(f"a keep already exists in {keep_dir}")
+    blob_root = keep_dir / "objects" if blobs is None else Path(blobs).resolve()
+    if "://" in str(blobs or ""):
+        raise InvalidInput(f"blobs must be a directory for now, not {blobs}")
     try:
-        (keep_dir / "objects").mkdir(parents=True, exist_ok=True)
+        keep_dir.mkdir(parents=True, exist_ok=True)
+        blob_root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise InvalidPath(f"cannot create {keep_dir}: {exc.strerror}") from exc
+        raise InvalidPath(f"cannot create {exc.filename}: {exc.strerror}") from exc
     config = {
         "format": KEEP_FORMAT,
         "algorithm": algorithm,
         "index": index or "index.sqlite",
-        "blobs": {"backend": LocalBackend.name, "root": "objects"},
+        "blobs": {
+            "backend": LocalBackend.name,
+            "root": "objects" if blobs is None else str(blob_root),
+        },
     }
     _write_config_once(keep_dir / CONFIG_FILE, config)
-    return Keep(keep_dir)
+    try:
+        return Keep(keep_dir)
+    except BaseException:
+        # an unreachable or refused index: leave no keep.json behind that names it
+        (keep_dir / CONFIG_FILE).unlink()
+        raise
 
 
 class Keep:
@@ -139,7 +153,7 @@ class Keep:
         blobs = dict(config["blobs"])
         backend_name = blobs.pop("backend")
         if "root" in blobs:
-            blobs["root"] = keep_dir / blobs["root"]
+            blobs["root"] = keep_dir / blobs["root"]  # an absolute root stays as it is
         backend = open_backend(backend_name, blobs)
         ensure_schema(self.db)
         self._check_algorithm()
@@ -212,7 +226,10 @@ class Keep:
         progress: ProgressCallback | None = None,
     ) -> Content:
         """Store a directory; returns the tree. Unchanged files are not re-read."""
-        return put_tree(self.store, self.stat_cache, Path(path), dict(tags or {}), link, progress)
+        with self.store.leases.shared():
+            return put_tree(
+                self.store, self.stat_cache, Path(path), dict(tags or {}), link, progress
+            )
 
     def put_path(
         self,
@@ -285,6 +302,47 @@ class Keep:
         self.store.export_file(self.store.key_of(digest), digest, info.size, target, link)
         return info
 
+    # -- roots and maintenance (maintenance/ is imported only when used) ------------------
+    def pin(self, digest: str, note: str = "") -> None:
+        """Keep ``digest`` (for a tree, with its files) through every gc until unpinned."""
+        from .maintenance.roots import pin
+
+        self.store.info(digest)
+        with self.store.leases.shared():  # a pin makes content live: not while gc sweeps
+            pin(self.db, digest, note)
+
+    def unpin(self, digest: str) -> bool:
+        """Remove a pin; True if there was one."""
+        from .maintenance.roots import unpin
+
+        return unpin(self.db, str(parse_digest(digest)))
+
+    def pins(self) -> list[str]:
+        """Pinned digests, sorted."""
+        from .maintenance.roots import pinned
+
+        return pinned(self.db)
+
+    def fsck(
+        self, repair_index: bool = False, progress: ProgressCallback | None = None
+    ) -> FsckReport:
+        """Check index and blobs both ways, re-hashing; see :mod:`datakeep.maintenance.fsck`."""
+        from .maintenance.fsck import fsck
+
+        return fsck(self.store, repair_index, progress)
+
+    def gc(
+        self,
+        grace_s: float = 24 * 3600.0,  # maintenance.DEFAULT_GRACE_S, not imported eagerly
+        dry_run: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> GcReport:
+        """Remove what no root reaches and is older than ``grace_s``; see
+        :mod:`datakeep.maintenance.gc`."""
+        from .maintenance.gc import collect_garbage
+
+        return collect_garbage(self.store, grace_s, dry_run, progress)
+
     # -- verification --------------------------------------------------------------------
     def verify(self, digest: str) -> Content:
         """Re-hash one content; :class:`IntegrityError` or :class:`NotFound` if it is bad."""
@@ -300,53 +358,32 @@ class Keep:
     ) -> VerifyReport:
         """Re-hash ``digests`` (default: everything); report problems instead of raising."""
         report = VerifyReport()
-        backend = self.store.backend
         wanted = None
         if digests is not None:
             wanted = sorted({str(parse_digest(d)) for d in digests})
             for digest in sorted(self.store.missing(wanted)):
                 report.problems.append(Problem(digest, "not in this keep"))
                 report.checked += 1
-        for digest, size, kind, pointer in self._stored(wanted):
-            try:
-                key = json.loads(pointer)["key"]
-                if self.store.files is not None:
-                    verify_file(self.store.files.path_of(key), digest, size)
-                else:
-                    with backend.open(key) as raw:
-                        drain_verified(raw, digest, size)
-                if kind == "tree":
-                    decode_tree(self.store.get(digest), self.algorithm)
-            except FileNotFoundError:
-                report.problems.append(Problem(digest, "blob is missing from the store"))
-            except DatakeepError as exc:
-                report.problems.append(Problem(digest, str(exc)))
-            except OSError as exc:
-                report.problems.append(Problem(digest, f"unreadable: {exc.strerror or exc}"))
+        for item in self.store.stored(wanted):
+            error = self.check_stored(item)
+            if error is not None:
+                report.problems.append(Problem(item.digest, error))
             report.checked += 1
-            report.nbytes += size
+            report.nbytes += item.size
             if progress is not None:
-                progress(Progress("verify", report.checked, None, size))
+                progress(Progress("verify", report.checked, None, item.size))
         return report
 
-    def _stored(self, digests: list[str] | None) -> Iterator[tuple[str, int, str, str]]:
-        """(digest, size, kind, pointer) of the given or of all recorded contents."""
-        query = (
-            select(contents.c.digest, contents.c.size, contents.c.kind, placements.c.pointer)
-            .join(placements, placements.c.digest == contents.c.digest)
-            .where(placements.c.location == "primary")
-            .order_by(contents.c.digest)
-        )
-        if digests is None:
-            after = ""
-            while True:
-                with self.db.read("listing content") as conn:
-                    rows = conn.execute(query.where(contents.c.digest > after).limit(5000)).all()
-                yield from ((r[0], r[1], r[2], r[3]) for r in rows)
-                if len(rows) < 5000:
-                    return
-                after = rows[-1][0]
-        for i in range(0, len(digests), 500):
-            with self.db.read("listing content") as conn:
-                part = conn.execute(query.where(contents.c.digest.in_(digests[i : i + 500])))
-                yield from ((r[0], r[1], r[2], r[3]) for r in part.all())
+    def check_stored(self, item: Stored) -> str | None:
+        """What is wrong with a stored content (a tree must also parse), or None."""
+        try:
+            self.store.check(item)
+            if item.kind == "tree":
+                decode_tree(self.store.get(item.digest), self.algorithm)
+        except FileNotFoundError:
+            return MISSING
+        except DatakeepError as exc:
+            return str(exc)
+        except OSError as exc:
+            return f"unreadable: {exc.strerror or exc}"
+        return None

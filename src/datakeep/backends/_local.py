@@ -198,7 +198,8 @@ class LocalBackend:
             raise NotFound(f"no blob {key!r} in {self._root}") from None
         except OSError as exc:
             raise _storage_error("stat", key, exc) from exc
-        return BlobInfo(key, st.st_size)
+        # ctime: publishing by link() and the chmod to read-only both set it
+        return BlobInfo(key, st.st_size, st.st_ctime)
 
     def delete(self, key: str) -> bool:
         path = self._path(key)
@@ -239,7 +240,8 @@ class LocalBackend:
                     if key.startswith(prefix) or prefix.startswith(key + "/"):
                         stack.append((entry.path, key + "/"))
                 elif key.startswith(prefix):
-                    yield BlobInfo(key, entry.stat(follow_symlinks=False).st_size)
+                    st = entry.stat(follow_symlinks=False)
+                    yield BlobInfo(key, st.st_size, st.st_ctime)
 
     def config(self) -> dict[str, Any]:
         return {"root": self._root}

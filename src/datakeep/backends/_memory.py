@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any, BinaryIO, ClassVar
 
@@ -44,6 +45,7 @@ class MemoryBackend:
 
     def __init__(self) -> None:
         self._blobs: dict[str, bytes] = {}
+        self._stored_at: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -61,6 +63,7 @@ class MemoryBackend:
             if key in self._blobs:
                 return False
             self._blobs[key] = bytes(data)
+            self._stored_at[key] = time.time()
             return True
 
     def stage(self) -> _StagedBuffer:
@@ -75,17 +78,21 @@ class MemoryBackend:
         return self._get(key)[start:end]
 
     def head(self, key: str) -> BlobInfo:
-        return BlobInfo(key, len(self._get(key)))
+        return BlobInfo(key, len(self._get(key)), self._stored_at[key])
 
     def delete(self, key: str) -> bool:
         with self._lock:
-            return self._blobs.pop(check_key(key), None) is not None
+            self._stored_at.pop(check_key(key), None)
+            return self._blobs.pop(key, None) is not None
 
     def list(self, prefix: str = "") -> Iterator[BlobInfo]:
         with self._lock:
-            items = [(k, len(v)) for k, v in self._blobs.items() if k.startswith(prefix)]
-        for key, size in items:
-            yield BlobInfo(key, size)
+            items = [
+                BlobInfo(k, len(v), self._stored_at[k])
+                for k, v in self._blobs.items()
+                if k.startswith(prefix)
+            ]
+        yield from items
 
     def config(self) -> dict[str, Any]:
         return {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar, Literal, Protocol, runtime_checkable
 
@@ -39,6 +39,8 @@ class BlobInfo:
     """The key the blob is stored under, relative to the backend root."""
     size: int
     """Length in bytes."""
+    modified: float = field(default=0.0, compare=False)
+    """When the blob was stored, in seconds since the epoch (gc spares recent orphans)."""
 
 
 class StagedBlob(Protocol):

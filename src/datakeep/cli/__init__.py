@@ -105,17 +105,30 @@ def cli() -> None:
     show_default=True,
     help="Hash algorithm for every digest in this keep.",
 )
-def init(directory: str, algorithm: str) -> None:
+@click.option(
+    "--index",
+    metavar="URL",
+    help="A shared index, e.g. postgresql://user@host/db (default: SQLite in the keep).",
+)
+@click.option(
+    "--blobs",
+    metavar="DIR",
+    type=click.Path(file_okay=False),
+    help="Keep the bytes in DIR, e.g. a shared mount (default: .datakeep/objects).",
+)
+def init(directory: str, algorithm: str, index: str | None, blobs: str | None) -> None:
     """Create a keep in DIRECTORY/.datakeep (index.sqlite + objects/).
 
     \b
     Example:
         datakeep init ~/project --algorithm sha256
+        datakeep init --index postgresql://me@db/team --blobs /mnt/shared/blobs
     """
     import datakeep
 
-    with datakeep.init(directory, algorithm) as keep:
-        click.echo(f"initialized empty keep in {keep.path} ({keep.algorithm})")
+    with datakeep.init(directory, algorithm, index, blobs) as keep:
+        where = "SQLite" if keep.db.dialect == "sqlite" else keep.db.dialect
+        click.echo(f"initialized empty keep in {keep.path} ({keep.algorithm}, {where} index)")
 
 
 @cli.command()
@@ -311,3 +324,6 @@ def untag(digest: str, keys: tuple[str, ...]) -> None:
 
 def main() -> None:
     cli(prog_name="datakeep")
+
+
+from . import maintenance  # noqa: E402, F401  (registers fsck, gc, pin, unpin)

@@ -1,15 +1,18 @@
 """The index: SQLAlchemy Core schema, engines for SQLite and PostgreSQL, migrations."""
 
 from .engine import IndexDatabase, translated
+from .lease import Leases
 from .migrate import ensure_schema
-from .schema import contents, keep_meta, metadata, placements, tags
+from .schema import contents, keep_meta, metadata, pins, placements, tags
 
 __all__ = [
     "IndexDatabase",
+    "Leases",
     "contents",
     "ensure_schema",
     "keep_meta",
     "metadata",
+    "pins",
     "placements",
     "tags",
     "translated",

@@ -11,10 +11,11 @@ Two rules make many writers safe:
 
 from __future__ import annotations
 
+import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -24,7 +25,12 @@ from ..errors import Busy, IndexFailure, InvalidInput
 
 __all__ = ["LOCK_TIMEOUT_S", "IndexDatabase", "translated"]
 
+T = TypeVar("T")
 LOCK_TIMEOUT_S = 60.0
+# PostgreSQL aborts one of two transactions that deadlock (40P01) or conflict under
+# serializable isolation (40001); the loser must simply run again.
+_RETRY_SQLSTATES = frozenset({"40P01", "40001"})
+_RETRIES = 8
 _WRITE = "datakeep_write"
 _BUSY_MARKERS = (
     "database is locked",
@@ -100,11 +106,23 @@ def _postgres_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
-    return create_engine(
-        parsed,
-        pool_pre_ping=True,
-        connect_args={"options": f"-c lock_timeout={int(LOCK_TIMEOUT_S * 1000)}"},
-    )
+    # Room for every thread of a busy process to hold a lease and a working connection.
+    engine = create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=40)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Set here rather than through libpq "options", which the URL may already use
+        # (for instance to choose a schema with -csearch_path=...).
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"SET lock_timeout = {int(LOCK_TIMEOUT_S * 1000)}")
+        cursor.close()
+        dbapi_connection.commit()
+
+    return engine
+
+
+def _must_retry(exc: DBAPIError) -> bool:
+    return getattr(exc.orig, "sqlstate", None) in _RETRY_SQLSTATES
 
 
 class IndexDatabase:
@@ -137,6 +155,24 @@ class IndexDatabase:
             conn.execution_options(**{_WRITE: True})
             with conn.begin():
                 yield conn
+
+    def transact(self, action: str, work: Callable[[Connection], T]) -> T:
+        """Run ``work`` in a write transaction, again if the database chose it as the
+        loser of a deadlock; so ``work`` must only touch the database."""
+        attempt = 0
+        while True:
+            try:
+                with self.engine.connect() as conn:
+                    conn.execution_options(**{_WRITE: True})
+                    with conn.begin():
+                        return work(conn)
+            except SQLAlchemyError as exc:
+                if isinstance(exc, DBAPIError) and _must_retry(exc) and attempt < _RETRIES:
+                    attempt += 1
+                    time.sleep(random.uniform(0, 0.005 * 2**attempt))
+                    continue
+                with translated(action):
+                    raise
 
     def dispose(self) -> None:
         self.engine.dispose()

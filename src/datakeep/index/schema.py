@@ -20,7 +20,7 @@ from sqlalchemy import (
     Text,
 )
 
-__all__ = ["contents", "keep_meta", "metadata", "placements", "tags"]
+__all__ = ["contents", "keep_meta", "metadata", "pins", "placements", "tags"]
 
 metadata = MetaData()
 
@@ -57,6 +57,15 @@ tags = Table(
     Column("value", Text, nullable=False),
     PrimaryKeyConstraint("digest", "key"),
     Index("ix_tags_key_value_digest", "key", "value", "digest"),
+)
+
+# explicit gc roots: pinned content is live with everything a pinned tree names
+pins = Table(
+    "pins",
+    metadata,
+    Column("digest", DIGEST, ForeignKey("contents.digest", ondelete="CASCADE"), primary_key=True),
+    Column("note", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
 )
 
 keep_meta = Table(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -47,6 +48,14 @@ class BackendTests:
         with backend.open("a/b/one") as f:
             assert f.read() == b"hello"
         assert backend.head("a/b/one") == BlobInfo("a/b/one", 5)
+
+    def test_head_and_list_say_when_a_blob_was_stored(self, backend: Backend) -> None:
+        before = time.time()
+        backend.create("when/stored", b"x")
+        listed = next(iter(backend.list("when/")))
+        for info in (backend.head("when/stored"), listed):
+            # gc spares young orphans by this time; allow for coarse filesystem clocks
+            assert before - 2 <= info.modified <= time.time() + 2
 
     def test_stage_then_commit(self, backend: Backend) -> None:
         with backend.stage() as staged:

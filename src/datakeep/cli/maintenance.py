@@ -1,0 +1,162 @@
+"""``datakeep fsck``, ``gc``, ``pin`` and ``unpin``."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from typing import Any
+
+import click
+
+from . import _open, _progress, cli
+
+__all__ = ["parse_duration"]
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw]?)\Z")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``90s``, ``30m``, ``24h``, ``7d``, ``2w`` or a bare number of seconds."""
+    match = _DURATION.match(text.strip())
+    if match is None:
+        raise click.BadParameter(f"{text!r} is not a duration such as 24h, 30m or 7d")
+    return float(match[1]) * _UNITS[match[2] or "s"]
+
+
+def _size(nbytes: float) -> str:
+    for unit in ("B", "KiB", "MiB"):
+        if nbytes < 1024:
+            return f"{nbytes:.0f} B" if unit == "B" else f"{nbytes:.1f} {unit}"
+        nbytes /= 1024
+    return f"{nbytes:.1f} GiB"
+
+
+@cli.command()
+@click.option(
+    "--repair-index",
+    is_flag=True,
+    help="Make the index say what is really there (never deletes bytes).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def fsck(repair_index: bool, as_json: bool) -> None:
+    """Check the index against the blobs both ways and re-hash every blob.
+
+    Reports missing and corrupted blobs, tree entries naming absent contents, and orphan
+    blobs (left by interrupted puts; gc removes them). Exits 1 on any problem.
+
+    \b
+    Example:
+        datakeep fsck && datakeep fsck --repair-index --json
+    """
+    with _open() as keep, _progress("fsck") as report:
+        result = keep.fsck(repair_index, report)
+    if as_json:
+        doc: dict[str, Any] = {
+            "ok": result.ok,
+            "checked": result.checked,
+            "bytes": result.nbytes,
+            "missing": result.missing,
+            "corrupted": [{"digest": p.digest, "error": p.error} for p in result.corrupted],
+            "dangling": [
+                {"tree": d.tree, "path": d.path, "digest": d.digest} for d in result.dangling
+            ],
+            "orphans": [{"key": k, "size": n} for k, n in result.orphans],
+            "repairs": result.repairs,
+        }
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        for digest in result.missing:
+            click.echo(f"MISSING {digest}")
+        for problem in result.corrupted:
+            click.echo(f"CORRUPT {problem.error}")
+        for entry in result.dangling:
+            click.echo(f"DANGLING {entry.tree} {entry.path} -> {entry.digest}")
+        for line in result.repairs:
+            click.echo(f"REPAIRED {line}")
+        orphan_bytes = sum(n for _k, n in result.orphans)
+        problems = len(result.missing) + len(result.corrupted) + len(result.dangling)
+        click.echo(
+            f"{'ok' if result.ok else f'{problems} problem(s)'}: {result.checked} contents, "
+            f"{_size(result.nbytes)} re-hashed; {len(result.orphans)} orphan blob(s) "
+            f"({_size(orphan_bytes)}) for gc",
+            err=not result.ok,
+        )
+    if not result.ok:
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Report what would be removed; remove nothing.")
+@click.option(
+    "--grace",
+    default="24h",
+    show_default=True,
+    help="Spare anything stored more recently than this (s, m, h, d, w).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def gc(dry_run: bool, grace: str, as_json: bool) -> None:
+    """Remove contents that no pin, tag, tree or feature refers to, and orphan blobs.
+
+    Puts wait while gc sweeps; nothing younger than --grace is removed.
+
+    \b
+    Example:
+        datakeep gc --dry-run --grace 7d
+    """
+    grace_s = parse_duration(grace)
+    with _open() as keep, _progress("gc") as report:
+        result = keep.gc(grace_s, dry_run, report)
+    if as_json:
+        doc = {
+            "dry_run": result.dry_run,
+            "roots": result.roots,
+            "live": result.live,
+            "young": result.young,
+            "swept": result.swept,
+            "swept_bytes": result.swept_bytes,
+            "orphans": result.orphans,
+            "orphan_bytes": result.orphan_bytes,
+            "reclaimed_bytes": result.reclaimed_bytes,
+        }
+        click.echo(json.dumps(doc, indent=2))
+        return
+    verb = "would remove" if dry_run else "removed"
+    click.echo(
+        f"{verb} {len(result.swept)} content(s) ({_size(result.swept_bytes)}) and "
+        f"{len(result.orphans)} orphan blob(s) ({_size(result.orphan_bytes)}); kept "
+        f"{result.live} live and {result.young} younger than {grace}"
+    )
+
+
+@cli.command()
+@click.argument("digests", nargs=-1)
+@click.option("--note", default="", help="Why it is pinned.")
+def pin(digests: tuple[str, ...], note: str) -> None:
+    """Pin contents so gc keeps them (a pinned tree keeps its files); no DIGEST lists pins.
+
+    \b
+    Example:
+        datakeep pin blake3:1f0c... --note "paper results"
+    """
+    with _open() as keep:
+        for digest in digests:
+            keep.pin(digest, note)
+        if not digests:
+            for digest in keep.pins():
+                click.echo(digest)
+
+
+@cli.command()
+@click.argument("digests", nargs=-1, required=True)
+def unpin(digests: tuple[str, ...]) -> None:
+    """Remove pins; gc may then remove the contents if nothing else refers to them.
+
+    \b
+    Example:
+        datakeep unpin blake3:1f0c...
+    """
+    with _open() as keep:
+        removed = sum(keep.unpin(digest) for digest in digests)
+    click.echo(f"removed {removed} pin(s)")

@@ -1,0 +1,142 @@
+"""Write leases: writers share the keep, the garbage collector has it alone.
+
+A put stores blobs first and records them in the index afterwards. Between the two, the
+blob is unreferenced, and a blob that already existed counts as stored without being
+written again. A sweep in that window would leave an index row without its blob. So
+every operation that stores or makes content live holds a *shared* lease from its first
+blob to its last row, and gc (and ``fsck --repair-index``) holds the *exclusive* lease
+while it decides and deletes. Readers need no lease.
+
+The lease lives where every writer of the keep can see it:
+
+* PostgreSQL: a session advisory lock (shared or exclusive) keyed by the schema, so keeps
+  in different schemas of one database do not block each other. ``lock_timeout`` bounds
+  the wait.
+* SQLite: ``flock`` on a file beside the database (a SQLite keep has one machine).
+
+A wait longer than :data:`~datakeep.index.engine.LOCK_TIMEOUT_S` raises
+:class:`~datakeep.errors.Busy`. Leases nest: a thread that holds one takes no other.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Connection, text
+from sqlalchemy.engine import make_url
+
+from ..errors import Busy
+from . import engine as engine_module
+from .engine import IndexDatabase, translated
+
+__all__ = ["Leases"]
+
+
+class Leases:
+    """Shared and exclusive write leases on one index."""
+
+    def __init__(self, db: IndexDatabase) -> None:
+        self.db = db
+        self._held = threading.local()
+        self._lock_file: Path | None = None
+        if db.dialect == "sqlite":
+            database = make_url(db.url).database
+            if database and database != ":memory:":
+                self._lock_file = Path(f"{database}-lease")
+        self._advisory_key: int | None = None
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        """Held by writers; many at once."""
+        with self._lease(exclusive=False):
+            yield
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Held by gc and index repair; waits for every writer to finish."""
+        with self._lease(exclusive=True):
+            yield
+
+    @contextmanager
+    def _lease(self, exclusive: bool) -> Iterator[None]:
+        if getattr(self._held, "depth", 0):
+            self._held.depth += 1
+            try:
+                yield
+            finally:
+                self._held.depth -= 1
+            return
+        if self.db.dialect == "postgresql":
+            acquire = self._advisory
+        elif self._lock_file is not None:
+            acquire = self._flock
+        else:
+            acquire = _nothing
+        with acquire(exclusive):
+            self._held.depth = 1
+            try:
+                yield
+            finally:
+                self._held.depth = 0
+
+    @contextmanager
+    def _flock(self, exclusive: bool) -> Iterator[None]:
+        assert self._lock_file is not None
+        fd = os.open(self._lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        try:
+            mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+            deadline = time.monotonic() + engine_module.LOCK_TIMEOUT_S
+            pause = 0.001
+            while True:
+                try:
+                    fcntl.flock(fd, mode | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise Busy(
+                            "the keep stayed locked by "
+                            + ("writers" if exclusive else "gc or an index repair")
+                            + f" for more than {engine_module.LOCK_TIMEOUT_S:.0f}s; try again"
+                        ) from None
+                    time.sleep(pause)
+                    pause = min(pause * 2, 0.05)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor drops the lock
+
+    @contextmanager
+    def _advisory(self, exclusive: bool) -> Iterator[None]:
+        suffix = "" if exclusive else "_shared"
+        with translated("waiting for the write lease"), self.db.engine.connect() as conn:
+            key = self._key(conn)
+            # lock_timeout bounds this wait; translated() turns it into Busy
+            conn.execute(text(f"SELECT pg_advisory_lock{suffix}(:k)"), {"k": key})
+            conn.commit()
+            try:
+                yield
+            finally:
+                try:
+                    conn.execute(text(f"SELECT pg_advisory_unlock{suffix}(:k)"), {"k": key})
+                    conn.commit()
+                except Exception:
+                    # a session that cannot unlock is closed, which unlocks it
+                    conn.invalidate()
+
+    def _key(self, conn: Connection) -> int:
+        if self._advisory_key is None:
+            schema = conn.execute(text("SELECT current_schema()")).scalar_one()
+            digest = hashlib.blake2b(f"datakeep lease {schema}".encode(), digest_size=8)
+            self._advisory_key = int.from_bytes(digest.digest(), "big", signed=True)
+        return self._advisory_key
+
+
+@contextmanager
+def _nothing(exclusive: bool) -> Iterator[None]:
+    yield

@@ -1,0 +1,188 @@
+"""Garbage collection: mark from every root, sweep the rest, spare what is young.
+
+Mark: the roots (pins, tags, every :class:`~datakeep.maintenance.roots.RootProvider`)
+and every content younger than the grace period are live, and so is everything a live
+tree names. Sweep: index rows of the other contents are deleted (trees before the blobs
+they name, so no tree is ever left naming a missing blob), then their blobs; finally
+blobs that no index row names (orphans a crash left) once they are older than the grace.
+
+gc holds the keep's exclusive lease (see :mod:`datakeep.index.lease`) while it marks and
+sweeps, so no put can re-use a blob it is about to delete; puts wait meanwhile. A dry run
+takes no lease and deletes nothing. A crash between deleting rows and deleting blobs
+leaves orphans, which the next gc removes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, select
+
+from ..content import PRIMARY, ContentStore
+from ..errors import DatakeepError, IntegrityError
+from ..index import contents, placements
+from ..progress import Progress, ProgressCallback
+from ..trees import decode_tree
+from .roots import root_providers
+
+__all__ = ["DEFAULT_GRACE_S", "QUARANTINE", "GcReport", "collect_garbage", "orphan_blobs"]
+
+DEFAULT_GRACE_S = 24 * 3600.0
+QUARANTINE = "quarantine/"
+"""Key prefix of blobs fsck set aside as corrupted: never orphans, never swept."""
+_BATCH = 500
+
+
+@dataclass(slots=True)
+class GcReport:
+    """What gc removed, or with ``dry_run`` would remove."""
+
+    dry_run: bool
+    roots: dict[str, int] = field(default_factory=dict)
+    """Root digests found per provider (pins, tags, ...)."""
+    live: int = 0
+    """Contents kept because a root reaches them."""
+    young: int = 0
+    """Unreachable contents kept because they are younger than the grace period."""
+    swept: list[str] = field(default_factory=list)
+    """Digests of the contents removed."""
+    swept_bytes: int = 0
+    orphans: list[str] = field(default_factory=list)
+    """Keys of blobs removed that no index row named."""
+    orphan_bytes: int = 0
+
+    @property
+    def reclaimed_bytes(self) -> int:
+        return self.swept_bytes + self.orphan_bytes
+
+
+def collect_garbage(
+    store: ContentStore,
+    grace_s: float = DEFAULT_GRACE_S,
+    dry_run: bool = False,
+    progress: ProgressCallback | None = None,
+) -> GcReport:
+    """Remove contents no root reaches and orphan blobs, sparing anything younger than
+    ``grace_s`` seconds. Raises :class:`IntegrityError` (and removes nothing) if a live
+    tree cannot be read, since its files could not be told from garbage."""
+    report = GcReport(dry_run)
+    lease: AbstractContextManager[None] = nullcontext() if dry_run else store.leases.exclusive()
+    with lease:
+        cutoff = time.time() - grace_s
+        live = _mark(store, cutoff, report)
+        garbage = _garbage(store, live, cutoff, report)
+        orphans = list(orphan_blobs(store, cutoff))
+        if not dry_run:
+            _sweep(store, garbage, progress)
+            for key, _size in orphans:
+                store.backend.delete(key)
+        report.swept = [digest for digest, _kind, _size in garbage]
+        report.swept_bytes = sum(size for _digest, _kind, size in garbage)
+        report.orphans = [key for key, _size in orphans]
+        report.orphan_bytes = sum(size for _key, size in orphans)
+    return report
+
+
+def _mark(store: ContentStore, cutoff: float, report: GcReport) -> set[str]:
+    """Every digest a root reaches, with the young contents counted as roots."""
+    live: set[str] = set()
+    with store.db.read("reading gc roots") as conn:
+        for provider in root_providers():
+            found = set(provider.live_digests(conn))
+            report.roots[provider.name] = len(found)
+            live |= found
+        young = set(
+            conn.execute(select(contents.c.digest).where(contents.c.created_at >= cutoff))
+            .scalars()
+            .all()
+        )
+        trees = set(
+            conn.execute(select(contents.c.digest).where(contents.c.kind == "tree")).scalars()
+        )
+    live |= young
+    pending = sorted(live & trees)
+    expanded: set[str] = set()
+    while pending:
+        tree = pending.pop()
+        if tree in expanded:
+            continue
+        expanded.add(tree)
+        try:
+            entries = decode_tree(store.get(tree), store.algorithm)
+        except (DatakeepError, OSError) as exc:
+            raise IntegrityError(
+                f"gc stopped, nothing removed: the live tree {tree} cannot be read ({exc}); "
+                "run 'datakeep fsck'"
+            ) from exc
+        for entry in entries:
+            if entry.digest is not None and entry.digest not in live:
+                live.add(entry.digest)
+                if entry.digest in trees:
+                    pending.append(entry.digest)
+    return live
+
+
+def _garbage(
+    store: ContentStore, live: set[str], cutoff: float, report: GcReport
+) -> list[tuple[str, str, int]]:
+    """(digest, kind, size) of recorded contents nothing keeps: trees first."""
+    garbage: list[tuple[str, str, int]] = []
+    query = select(contents.c.digest, contents.c.kind, contents.c.size, contents.c.created_at)
+    with store.db.read("finding garbage") as conn:
+        for digest, kind, size, created_at in conn.execution_options(yield_per=10_000).execute(
+            query
+        ):
+            if digest in live:
+                report.live += 1
+            elif created_at >= cutoff:
+                report.young += 1
+            else:
+                garbage.append((digest, kind, size))
+    # a tree goes before the blobs it names: no moment where a kept tree names a gap
+    garbage.sort(key=lambda g: (g[1] != "tree", g[0]))
+    return garbage
+
+
+def _sweep(
+    store: ContentStore, garbage: list[tuple[str, str, int]], progress: ProgressCallback | None
+) -> None:
+    for i in range(0, len(garbage), _BATCH):
+        batch = [digest for digest, _kind, _size in garbage[i : i + _BATCH]]
+
+        def delete_rows(conn: Connection, batch: list[str] = batch) -> list[str]:
+            pointers = conn.execute(
+                select(placements.c.pointer).where(
+                    placements.c.digest.in_(batch), placements.c.location == PRIMARY
+                )
+            ).scalars()
+            keys = [json.loads(p)["key"] for p in pointers]
+            # placements, tags and pins go with their content (ON DELETE CASCADE)
+            conn.execute(contents.delete().where(contents.c.digest.in_(batch)))
+            return keys
+
+        # rows first: a crash here leaves orphan blobs, never rows without blobs
+        for key in store.db.transact("sweeping garbage", delete_rows):
+            store.backend.delete(key)
+        if progress is not None:
+            progress(Progress("gc", min(i + _BATCH, len(garbage)), len(garbage), 0))
+
+
+def orphan_blobs(store: ContentStore, cutoff: float | None = None) -> Iterator[tuple[str, int]]:
+    """(key, size) of blobs that no index row names, stored before ``cutoff`` if given.
+    Quarantined blobs are not orphans."""
+    stored = {
+        info.key: (info.size, info.modified)
+        for info in store.backend.list()
+        if not info.key.startswith(QUARANTINE)
+    }
+    query = select(placements.c.pointer).where(placements.c.location == PRIMARY)
+    with store.db.read("listing blob keys") as conn:
+        for pointer in conn.execution_options(yield_per=10_000).execute(query).scalars():
+            stored.pop(json.loads(pointer)["key"], None)
+    for key, (size, modified) in sorted(stored.items()):
+        if cutoff is None or modified < cutoff:
+            yield key, size
