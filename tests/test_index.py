@@ -152,5 +152,3 @@ def test_driver_errors_are_translated(tmp_path: Path) -> None:
     assert "no_such_table" in str(caught.value)
     assert not isinstance(caught.value, Busy)
     db.dispose()
-
-

@@ -73,8 +73,8 @@ def collect_garbage(
     lease: AbstractContextManager[None] = nullcontext() if dry_run else store.leases.exclusive()
     with lease:
         cutoff = time.time() - grace_s
-        live = _mark(store, cutoff, report)
-        garbage = _garbage(store, live, cutoff, report)
+        live, young = _mark(store, cutoff, report)
+        garbage = _garbage(store, live, young, cutoff, report)
         orphans = list(orphan_blobs(store, cutoff))
         if not dry_run:
             _sweep(store, garbage, progress)
@@ -87,30 +87,28 @@ def collect_garbage(
     return report
 
 
-def _mark(store: ContentStore, cutoff: float, report: GcReport) -> set[str]:
-    """Every digest a root reaches, with the young contents counted as roots."""
-    live: set[str] = set()
+def _mark(store: ContentStore, cutoff: float, report: GcReport) -> tuple[set[str], set[str]]:
+    """(what the roots reach, what only the young contents reach)."""
+    roots: set[str] = set()
     with store.db.read("reading gc roots") as conn:
         for provider in root_providers():
             found = set(provider.live_digests(conn))
             report.roots[provider.name] = len(found)
-            live |= found
-        young = set(
-            conn.execute(select(contents.c.digest).where(contents.c.created_at >= cutoff))
-            .scalars()
-            .all()
-        )
-        trees = set(
-            conn.execute(select(contents.c.digest).where(contents.c.kind == "tree")).scalars()
-        )
-    live |= young
-    pending = sorted(live & trees)
-    expanded: set[str] = set()
+            roots |= found
+        young_query = select(contents.c.digest).where(contents.c.created_at >= cutoff)
+        young = set(conn.execute(young_query).scalars())
+        tree_query = select(contents.c.digest).where(contents.c.kind == "tree")
+        trees = set(conn.execute(tree_query).scalars())
+    live = _reach(store, roots, trees, set())
+    return live, _reach(store, young - live, trees, live)
+
+
+def _reach(store: ContentStore, start: set[str], trees: set[str], known: set[str]) -> set[str]:
+    """``start`` and everything its trees name, leaving out what is ``known`` already."""
+    reached = set(start)
+    pending = sorted(reached & trees)
     while pending:
         tree = pending.pop()
-        if tree in expanded:
-            continue
-        expanded.add(tree)
         try:
             entries = decode_tree(store.get(tree), store.algorithm)
         except (DatakeepError, OSError) as exc:
@@ -119,26 +117,26 @@ def _mark(store: ContentStore, cutoff: float, report: GcReport) -> set[str]:
                 "run 'datakeep fsck'"
             ) from exc
         for entry in entries:
-            if entry.digest is not None and entry.digest not in live:
-                live.add(entry.digest)
-                if entry.digest in trees:
-                    pending.append(entry.digest)
-    return live
+            digest = entry.digest
+            if digest is not None and digest not in reached and digest not in known:
+                reached.add(digest)
+                if digest in trees:
+                    pending.append(digest)
+    return reached
 
 
 def _garbage(
-    store: ContentStore, live: set[str], cutoff: float, report: GcReport
+    store: ContentStore, live: set[str], young: set[str], cutoff: float, report: GcReport
 ) -> list[tuple[str, str, int]]:
     """(digest, kind, size) of recorded contents nothing keeps: trees first."""
     garbage: list[tuple[str, str, int]] = []
     query = select(contents.c.digest, contents.c.kind, contents.c.size, contents.c.created_at)
     with store.db.read("finding garbage") as conn:
-        for digest, kind, size, created_at in conn.execution_options(yield_per=10_000).execute(
-            query
-        ):
+        rows = conn.execution_options(yield_per=10_000).execute(query)
+        for digest, kind, size, created_at in rows:
             if digest in live:
                 report.live += 1
-            elif created_at >= cutoff:
+            elif digest in young or created_at >= cutoff:  # (a dry run races new puts)
                 report.young += 1
             else:
                 garbage.append((digest, kind, size))
