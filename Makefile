@@ -20,7 +20,7 @@ test: env
 	$(RUN) pytest
 
 bench: env
-	$(RUN) python bench/run.py
+	$(RUN) python -m bench.run
 
 lint: env
 	$(RUN) ruff check src tests bench

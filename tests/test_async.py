@@ -53,6 +53,13 @@ def test_async_twins(project: Path) -> None:
             f = await keep.put_file(project / "d" / "f")
             assert (await keep.verify(f.digest)).size == 4
             assert (await keep.verify_many()).ok
+            await keep.pin(tree.digest)
+            assert await keep.pins() == [tree.digest]
+            assert (await keep.fsck()).ok
+            swept = (await keep.gc(grace_s=0)).swept
+            assert tree.digest not in swept and f.digest not in swept  # the tree keeps f
+            assert await keep.unpin(tree.digest) is True
+            assert tree.digest in (await keep.gc(grace_s=0, dry_run=True)).swept
             with pytest.raises(NotFound):
                 await keep.get(hash_bytes(b"absent"))
 

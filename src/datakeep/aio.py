@@ -14,11 +14,14 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Ma
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from types import TracebackType
-from typing import Any, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from .content import CHUNK, Content, LinkMode, Page
 from .keep import Keep, VerifyReport, find_keep_dir
 from .progress import ProgressCallback
+
+if TYPE_CHECKING:
+    from .maintenance import FsckReport, GcReport
 
 __all__ = ["AsyncKeep", "AsyncReader"]
 
@@ -187,4 +190,30 @@ class AsyncKeep:
         self, digests: Iterable[str] | None = None, progress: ProgressCallback | None = None
     ) -> VerifyReport:
         result: VerifyReport = await self._run(self.keep.verify_many, digests, progress)
+        return result
+
+    async def pin(self, digest: str, note: str = "") -> None:
+        await self._run(self.keep.pin, digest, note)
+
+    async def unpin(self, digest: str) -> bool:
+        result: bool = await self._run(self.keep.unpin, digest)
+        return result
+
+    async def pins(self) -> list[str]:
+        result: list[str] = await self._run(self.keep.pins)
+        return result
+
+    async def fsck(
+        self, repair_index: bool = False, progress: ProgressCallback | None = None
+    ) -> FsckReport:
+        result: FsckReport = await self._run(self.keep.fsck, repair_index, progress)
+        return result
+
+    async def gc(
+        self,
+        grace_s: float = 24 * 3600.0,
+        dry_run: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> GcReport:
+        result: GcReport = await self._run(self.keep.gc, grace_s, dry_run, progress)
         return result

@@ -1,0 +1,192 @@
+"""Shared-index figures (issue 4): many writers on SQLite and PostgreSQL, fsck, gc.
+
+* Writers: N processes each put 10,000 distinct 4 KiB blobs (one ``put`` call each, so
+  each is durable when it returns) into one keep; throughput against one process doing
+  the same in the same run.
+* fsck of D1 against ``verify --all`` of the same keep.
+* gc of a keep with 1M contents and nothing to sweep: 500,000 tagged blobs and 500,000
+  files of 50 tagged trees, all older than the grace period, each a real blob file.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import random
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import update
+
+import datakeep
+from datakeep.content import Written
+from datakeep.index import contents
+from datakeep.trees import TreeEntry, encode_tree
+
+from .common import WORK, Row, at_most, clean, fresh_keep, generate, median_of, publish, table
+
+BLOBS_PER_WRITER = 10_000
+POSTGRES_URL = os.environ.get(
+    "DATAKEEP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+GC_CONTENTS = 1_000_000
+GC_TREES = 50
+
+
+def _writer(keep_path: str, seed: int, start: Any, times: Any) -> None:
+    rng = random.Random(seed)
+    payloads = [rng.randbytes(4096) for _ in range(BLOBS_PER_WRITER)]
+    with datakeep.open(keep_path) as keep:
+        start.wait()
+        began = time.perf_counter()
+        for data in payloads:
+            keep.put(data)
+        times.put((began, time.perf_counter()))
+
+
+def writers_throughput(index: str | None, processes: int) -> float:
+    """Blobs per second of ``processes`` writers putting into one fresh keep."""
+    path = WORK / "writers-keep"
+    fresh_keep(path, index).close()
+    ctx = multiprocessing.get_context("spawn")
+    start, times = ctx.Barrier(processes + 1), ctx.Queue()
+    children = [
+        ctx.Process(target=_writer, args=(str(path), 1000 + n, start, times))
+        for n in range(processes)
+    ]
+    for child in children:
+        child.start()
+    start.wait()  # every writer has imported, opened the keep and made its data
+    spans = [times.get(timeout=600) for _ in children]
+    for child in children:
+        child.join()
+        if child.exitcode != 0:
+            raise RuntimeError(f"a writer failed with exit code {child.exitcode}")
+    with datakeep.open(path) as keep:
+        stored = sum(1 for _ in keep.store.iter_all())
+    if stored != processes * BLOBS_PER_WRITER:
+        raise RuntimeError(f"{stored} blobs stored, not {processes * BLOBS_PER_WRITER}")
+    clean(path)
+    wall = max(end for _, end in spans) - min(began for began, _ in spans)
+    return processes * BLOBS_PER_WRITER / wall
+
+
+def postgres_schema() -> str | None:
+    """A fresh schema on the benchmark PostgreSQL server, or None if it is not running."""
+    try:
+        import psycopg
+
+        with psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=3) as conn:
+            schema = f"bench_{secrets.token_hex(4)}"
+            conn.execute(f"CREATE SCHEMA {schema}")
+    except Exception as exc:
+        print(f"PostgreSQL benchmarks skipped: {exc}")
+        return None
+    return f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+
+
+def bench_writers(results: dict[str, float]) -> None:
+    for label, index in (("sqlite", None), ("postgres", "pg")):
+        for processes in (1, 4):
+            url = postgres_schema() if index else None
+            if index and url is None:
+                return
+            results[f"{label}_writers{processes}_blobs_per_s"] = writers_throughput(url, processes)
+
+
+def bench_fsck(results: dict[str, float]) -> None:
+    data = WORK / "d1"
+    generate(data, dirs=100, per_dir=100, size=4096, large=10, seed=1)
+    path = WORK / "fsck-keep"
+    with fresh_keep(path) as keep:
+        keep.put_tree(data)
+        results["d1_verify_all_s"] = median_of(3, keep.verify_many)
+        results["d1_fsck_s"] = median_of(3, keep.fsck)
+    clean(path)
+
+
+def build_gc_keep(path: Path) -> None:
+    """1M contents, every one live and old; built once and kept in bench/work."""
+    marker = path / ".complete"
+    if marker.exists():
+        return
+    with fresh_keep(path) as keep:
+        store = keep.store
+        per_tree = GC_CONTENTS // 2 // GC_TREES
+        for part in range(GC_CONTENTS // per_tree):
+            batch = [
+                store.write_bytes(f"gc benchmark content {part}.{i}".encode())
+                for i in range(per_tree)
+            ]
+            if part % 2 == 0:
+                store.record(batch, tags={"kind": "tagged"})
+                continue
+            store.record(batch)
+            entries = [
+                TreeEntry(f"f{i:05d}", "f", 0o644, w.size, w.digest) for i, w in enumerate(batch)
+            ]
+            tree: Written = store.write_bytes(encode_tree(entries))
+            store.record([tree], tags={"tree": str(part)}, kind="tree")
+        with keep.db.write() as conn:
+            conn.execute(update(contents).values(created_at=time.time() - 7 * 86400))
+    marker.write_text("")
+
+
+def bench_gc(results: dict[str, float]) -> None:
+    path = WORK / "gc-1m"
+    build_gc_keep(path)
+    with datakeep.open(path) as keep:
+        report = keep.gc()
+        if report.swept or report.orphans or report.live != GC_CONTENTS + GC_TREES:
+            raise RuntimeError(f"gc benchmark keep is not what it should be: {report}")
+        results["gc_1m_s"] = median_of(3, keep.gc)
+
+
+def _versus(key: str, base: str, measure: str, limit: float) -> Row:
+    def check(r: dict[str, float]) -> tuple[str, bool]:
+        if key not in r:
+            return "not run (no PostgreSQL server)", False
+        ratio = r[key] / r[base]
+        return f"{r[key]:.0f} blobs/s = {ratio:.2f}x one process", ratio >= limit
+
+    return measure, f">= {limit}x one process", check
+
+
+TARGETS: list[Row] = [
+    _versus(
+        "sqlite_writers4_blobs_per_s",
+        "sqlite_writers1_blobs_per_s",
+        "4 processes x 10,000 puts, one SQLite keep",
+        2.0,
+    ),
+    _versus(
+        "postgres_writers4_blobs_per_s",
+        "postgres_writers1_blobs_per_s",
+        "4 processes x 10,000 puts, PostgreSQL index",
+        3.0,
+    ),
+    (
+        "fsck of D1",
+        "<= 1.5x verify --all",
+        lambda r: (
+            f"{r['d1_fsck_s']:.2f} s = {r['d1_fsck_s'] / r['d1_verify_all_s']:.2f}x verify",
+            r["d1_fsck_s"] <= 1.5 * r["d1_verify_all_s"],
+        ),
+    ),
+    at_most("gc_1m_s", "gc of 1M contents, nothing to sweep", 10),
+]
+
+
+def run() -> None:
+    results: dict[str, float] = {}
+    bench_writers(results)
+    bench_fsck(results)
+    bench_gc(results)
+    baselines = (
+        f"Baselines in the same run: one writer {results['sqlite_writers1_blobs_per_s']:.0f} "
+        f"blobs/s on SQLite, {results.get('postgres_writers1_blobs_per_s', 0):.0f} on "
+        f"PostgreSQL; verify --all of D1 {results['d1_verify_all_s']:.2f} s."
+    )
+    publish("index", results, table(TARGETS, results, baselines))
