@@ -33,6 +33,8 @@ def _schema_diff(url: str) -> list[object]:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
+    import datakeep.runs.schema  # noqa: F401  (features declare their tables on import)
+
     db = IndexDatabase(url)
     ensure_schema(db)
     with db.engine.connect() as conn:

@@ -11,8 +11,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Connection, delete, update
 
-from datakeep.errors import IntegrityError, NotFound
+import datakeep
+from datakeep.digest import hash_bytes
+from datakeep.errors import Busy, IntegrityError, NotFound
 from datakeep.index import contents
+from datakeep.index import engine as engine_module
 from datakeep.keep import Keep
 from datakeep.maintenance import roots as roots_module
 from datakeep.maintenance.gc import QUARANTINE
@@ -265,3 +268,39 @@ def test_gc_leaves_no_dangling_rows_after_sweeping_trees(keep: Keep, tmp_path: P
     report = keep.gc(grace_s=0)
     assert len(report.swept) == 6 and report.swept[0] == tree.digest  # the tree first
     assert keep.fsck().ok
+
+
+def test_puts_wait_for_gc_and_give_up_with_busy(
+    keep: Keep, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    held, release = threading.Event(), threading.Event()
+
+    def collector() -> None:
+        with keep.store.leases.exclusive():  # what gc holds while it sweeps
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=collector)
+    thread.start()
+    held.wait(10)
+    threading.Timer(0.5, release.set).start()
+    started = time.monotonic()
+    c = keep.put(b"waited for gc")
+    assert time.monotonic() - started >= 0.4
+    assert keep.get(c.digest) == b"waited for gc"
+    thread.join()
+
+    # a put that would wait longer than the lock timeout gives up, recording nothing
+    monkeypatch.setattr(engine_module, "LOCK_TIMEOUT_S", 0.3)
+    release.clear()
+    held.clear()
+    thread = threading.Thread(target=collector)
+    thread.start()
+    held.wait(10)
+    try:
+        with datakeep.open(keep.path) as impatient, pytest.raises(Busy):
+            impatient.put(b"gave up")
+    finally:
+        release.set()
+        thread.join()
+    assert not keep.exists(hash_bytes(b"gave up"))

@@ -9,7 +9,7 @@ from datakeep import statcache
 from datakeep.content import Written
 from datakeep.errors import AlreadyExists, IntegrityError, InvalidPath, NotFound
 from datakeep.keep import Keep
-from datakeep.trees import TreeEntry, decode_tree, encode_tree
+from datakeep.trees import TreeEntry, decode_tree, encode_tree, tree_members
 
 from .conftest import blob_path, damage
 
@@ -249,3 +249,20 @@ def test_encode_is_canonical_and_reversible() -> None:
     data = encode_tree(entries)
     assert encode_tree(reversed(entries)) == data
     assert decode_tree(data) == sorted(entries, key=lambda e: e.path)
+
+
+def test_tree_members_reads_what_decode_reads() -> None:
+    entries = [
+        TreeEntry("a b\x0bc", "f", 0o644, 1, D),  # a space and a vertical tab in the path
+        TreeEntry("d", "d", 0o700, 0, None),
+        TreeEntry("l", "l", 0, 1, D),
+    ]
+    data = encode_tree(entries)
+    algorithm = D.partition(":")[0]
+    assert tree_members(data, algorithm) == [e.digest for e in decode_tree(data) if e.digest]
+    assert tree_members(encode_tree([]), algorithm) == []
+    for bad in (b"not a tree\n", data[:-1], data.replace(b" 644 ", b" ")):
+        with pytest.raises(IntegrityError):
+            tree_members(bad, algorithm)
+    with pytest.raises(IntegrityError):
+        tree_members(data, "sha256")  # names digests of another algorithm

@@ -47,6 +47,8 @@ __all__ = [
     "Written",
     "drain_verified",
     "fanout_key",
+    "key_of_pointer",
+    "pointer_of",
     "verify_file",
 ]
 
@@ -58,6 +60,26 @@ PRIMARY = "primary"
 LinkMode = Literal["copy", "hardlink", "auto"]
 Router = Callable[[str, Mapping[str, str]], str]
 """Chooses a blob's key from its digest and tags."""
+
+
+def pointer_of(key: str) -> str:
+    """The JSON pointer the index stores for a blob key."""
+    return json.dumps({"key": key})
+
+
+_POINTER_HEAD, _POINTER_TAIL = '{"key": "', '"}'
+
+
+def key_of_pointer(pointer: str) -> str:
+    """The blob key in a stored pointer (fast for the form :func:`pointer_of` writes)."""
+    if (
+        pointer.startswith(_POINTER_HEAD)
+        and pointer.endswith(_POINTER_TAIL)
+        and "\\" not in pointer
+        and pointer.count('"') == 4
+    ):
+        return pointer[len(_POINTER_HEAD) : -len(_POINTER_TAIL)]
+    return str(json.loads(pointer)["key"])
 
 
 def fanout_key(digest: str, tags: Mapping[str, str]) -> str:
@@ -350,7 +372,7 @@ class ContentStore:
                 "digest": w.digest,
                 "location": PRIMARY,
                 "backend": self.backend.name,
-                "pointer": json.dumps({"key": w.key}),
+                "pointer": pointer_of(w.key),
             }
             for w in unique.values()
         ]
@@ -419,7 +441,7 @@ class ContentStore:
             ).first()
         if row is None:
             raise NotFound(f"no content {digest} in this keep")
-        return int(row[0]), str(json.loads(row[1])["key"])
+        return int(row[0]), key_of_pointer(row[1])
 
     def keys_of(self, digests: Iterable[str]) -> dict[str, str]:
         """Backend keys of many digests at once; :class:`NotFound` names one that is absent."""
@@ -433,7 +455,7 @@ class ContentStore:
                         placements.c.digest.in_(part), placements.c.location == PRIMARY
                     )
                 )
-                keys.update((d, str(json.loads(p)["key"])) for d, p in rows)
+                keys.update((d, key_of_pointer(p)) for d, p in rows)
         for digest in wanted:
             if digest not in keys:
                 raise NotFound(f"no content {digest} in this keep")
@@ -466,23 +488,28 @@ class ContentStore:
             raise NotFound(f"no content {digest} in this keep")
         return items[0]
 
-    def _load(self, digests: Sequence[str], conn: Connection | None = None) -> list[Content]:
+    def _load(self, digests: Sequence[str]) -> list[Content]:
+        """Contents with their tags, in one query (a plain ``=`` for one digest, which
+        SQLAlchemy caches whole: a put returns through here)."""
         if not digests:
             return []
+        matches = (
+            contents.c.digest == digests[0] if len(digests) == 1 else contents.c.digest.in_(digests)
+        )
+        query = (
+            select(contents, tag_table.c.key, tag_table.c.value)
+            .outerjoin(tag_table, tag_table.c.digest == contents.c.digest)
+            .where(matches)
+        )
         with self.db.read("reading content") as c:
-            rows = c.execute(select(contents).where(contents.c.digest.in_(digests))).all()
-            tag_rows = c.execute(
-                select(tag_table.c.digest, tag_table.c.key, tag_table.c.value).where(
-                    tag_table.c.digest.in_(digests)
-                )
-            ).all()
-        tag_maps: dict[str, dict[str, str]] = {}
-        for d, k, v in tag_rows:
-            tag_maps.setdefault(d, {})[k] = v
-        by_digest = {
-            r.digest: Content(r.digest, r.size, r.kind, r.created_at, tag_maps.get(r.digest, {}))
-            for r in rows
-        }
+            rows = c.execute(query).all()
+        by_digest: dict[str, Content] = {}
+        for digest, size, kind, created_at, key, value in rows:
+            item = by_digest.get(digest)
+            if item is None:
+                item = by_digest[digest] = Content(digest, size, kind, created_at, {})
+            if key is not None:
+                item.tags[key] = value
         return [by_digest[d] for d in digests if d in by_digest]
 
     def find(
@@ -589,7 +616,7 @@ class ContentStore:
 
         def rows(q: Any) -> list[Stored]:
             with self.db.read("listing content") as conn:
-                return [Stored(d, n, k, json.loads(p)["key"]) for d, n, k, p in conn.execute(q)]
+                return [Stored(d, n, k, key_of_pointer(p)) for d, n, k, p in conn.execute(q)]
 
         if digests is not None:
             wanted = sorted(set(digests))

@@ -29,7 +29,15 @@ from .errors import AlreadyExists, IntegrityError, InvalidPath, NotFound
 from .progress import Progress, ProgressCallback
 from .statcache import StatCache
 
-__all__ = ["TREE_FORMAT", "TreeEntry", "decode_tree", "encode_tree", "export_tree", "put_tree"]
+__all__ = [
+    "TREE_FORMAT",
+    "TreeEntry",
+    "decode_tree",
+    "encode_tree",
+    "export_tree",
+    "put_tree",
+    "tree_members",
+]
 
 TREE_FORMAT = "datakeep.tree@v1"
 _HEADER = TREE_FORMAT + "\n"
@@ -145,6 +153,27 @@ def decode_tree(data: bytes, algorithm: str | None = None) -> list[TreeEntry]:
     if not text.endswith("\n") and len(text) > len(_HEADER):
         raise IntegrityError("tree manifest is truncated")
     return entries
+
+
+def tree_members(data: bytes, algorithm: str) -> list[str]:
+    """The digests a manifest names, without checking its paths: for gc, which reads
+    many large trees whose bytes were verified on read and fully validated when stored.
+    Anything that does not look like a manifest still raises :class:`IntegrityError`."""
+    try:
+        text = data.decode()
+    except UnicodeDecodeError:
+        raise IntegrityError("tree manifest is not UTF-8") from None
+    if not text.startswith(_HEADER) or not text.endswith("\n"):
+        raise IntegrityError(f"not a {TREE_FORMAT} manifest")
+    prefix = algorithm + ":"
+    members = []
+    for line in text[len(_HEADER) : -1].split("\n") if len(text) > len(_HEADER) else []:
+        fields = line.split(" ", 4)
+        if len(fields) != 5 or not (fields[3] == "-" or fields[3].startswith(prefix)):
+            raise IntegrityError(f"tree manifest line is malformed: {line!r}")
+        if fields[3] != "-":
+            members.append(fields[3])
+    return members
 
 
 @dataclass(slots=True)

@@ -222,7 +222,15 @@ class LocalBackend:
         return True
 
     def list(self, prefix: str = "") -> Iterator[BlobInfo]:
-        # start at the deepest directory the prefix names, so a fan-out prefix is cheap
+        for key in self.keys(prefix):
+            try:
+                yield self.head(key)
+            except NotFound:
+                continue  # deleted while we listed
+
+    def keys(self, prefix: str = "") -> Iterator[str]:
+        # start at the deepest directory the prefix names, so a fan-out prefix is cheap;
+        # no stat per blob: the directory entry's type says file or directory
         base = prefix.rpartition("/")[0]
         start = os.path.join(self._root, check_key(base)) if base else self._root
         stack = [(start, base + "/" if base else "")]
@@ -240,8 +248,7 @@ class LocalBackend:
                     if key.startswith(prefix) or prefix.startswith(key + "/"):
                         stack.append((entry.path, key + "/"))
                 elif key.startswith(prefix):
-                    st = entry.stat(follow_symlinks=False)
-                    yield BlobInfo(key, st.st_size, st.st_ctime)
+                    yield key
 
     def config(self) -> dict[str, Any]:
         return {"root": self._root}

@@ -115,3 +115,6 @@ class FileBackend(Backend, Protocol):
 
     def sync(self) -> None:
         """Make every blob written so far durable (one batched flush)."""
+
+    def keys(self, prefix: str = "") -> Iterator[str]:
+        """Keys of :meth:`list`, without the cost of a stat per blob."""

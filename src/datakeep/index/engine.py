@@ -82,10 +82,44 @@ def _sqlite_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        immediate = conn.get_execution_options().get(_WRITE, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        if conn.get_execution_options().get(_WRITE, False):
+            _begin_immediate(conn.connection.dbapi_connection)
+        else:
+            conn.exec_driver_sql("BEGIN")
 
     return engine
+
+
+def _begin_immediate(dbapi_connection: Any) -> None:
+    """Take the write lock, polling finely while another process holds it.
+
+    SQLite's own busy handler sleeps 1, 2, 5, 10, ... ms between tries, so with several
+    processes writing, waiters oversleep a lock that is free most of the time (4 writers
+    reached 1.35x the throughput of one). Poll from 50 us, doubling up to 2 ms, instead.
+    """
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout = 0")
+    try:
+        deadline = time.monotonic() + LOCK_TIMEOUT_S
+        pause = 50e-6
+        while True:
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+                return
+            except Exception as exc:  # sqlite3.OperationalError; the driver is not imported
+                # raised from SQLAlchemy's begin event, so translated() would not see it
+                if "locked" not in str(exc):
+                    raise IndexFailure(f"index error while starting a write: {exc}") from exc
+                if time.monotonic() > deadline:
+                    raise Busy(
+                        "index busy: other writers held the lock for more than "
+                        f"{LOCK_TIMEOUT_S:.0f}s"
+                    ) from exc
+            time.sleep(random.uniform(pause / 2, pause))
+            pause = min(pause * 2, 0.002)
+    finally:
+        cursor.execute(f"PRAGMA busy_timeout = {int(LOCK_TIMEOUT_S * 1000)}")
+        cursor.close()
 
 
 def _set_wal(cursor: Any) -> None:

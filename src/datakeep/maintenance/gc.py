@@ -14,7 +14,6 @@ leaves orphans, which the next gc removes.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
@@ -22,11 +21,11 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, select
 
-from ..content import PRIMARY, ContentStore
-from ..errors import DatakeepError, IntegrityError
+from ..content import PRIMARY, ContentStore, key_of_pointer
+from ..errors import DatakeepError, IntegrityError, NotFound
 from ..index import contents, placements
 from ..progress import Progress, ProgressCallback
-from ..trees import decode_tree
+from ..trees import tree_members
 from .roots import root_providers
 
 __all__ = ["DEFAULT_GRACE_S", "QUARANTINE", "GcReport", "collect_garbage", "orphan_blobs"]
@@ -110,15 +109,14 @@ def _reach(store: ContentStore, start: set[str], trees: set[str], known: set[str
     while pending:
         tree = pending.pop()
         try:
-            entries = decode_tree(store.get(tree), store.algorithm)
+            members = tree_members(store.get(tree), store.algorithm)
         except (DatakeepError, OSError) as exc:
             raise IntegrityError(
                 f"gc stopped, nothing removed: the live tree {tree} cannot be read ({exc}); "
                 "run 'datakeep fsck'"
             ) from exc
-        for entry in entries:
-            digest = entry.digest
-            if digest is not None and digest not in reached and digest not in known:
+        for digest in members:
+            if digest not in reached and digest not in known:
                 reached.add(digest)
                 if digest in trees:
                     pending.append(digest)
@@ -157,7 +155,7 @@ def _sweep(
                     placements.c.digest.in_(batch), placements.c.location == PRIMARY
                 )
             ).scalars()
-            keys = [json.loads(p)["key"] for p in pointers]
+            keys = [key_of_pointer(p) for p in pointers]
             # placements, tags and pins go with their content (ON DELETE CASCADE)
             conn.execute(contents.delete().where(contents.c.digest.in_(batch)))
             return keys
@@ -172,15 +170,17 @@ def _sweep(
 def orphan_blobs(store: ContentStore, cutoff: float | None = None) -> Iterator[tuple[str, int]]:
     """(key, size) of blobs that no index row names, stored before ``cutoff`` if given.
     Quarantined blobs are not orphans."""
-    stored = {
-        info.key: (info.size, info.modified)
-        for info in store.backend.list()
-        if not info.key.startswith(QUARANTINE)
-    }
+    files = store.files
+    keys = files.keys() if files is not None else (i.key for i in store.backend.list())
+    unnamed = {key for key in keys if not key.startswith(QUARANTINE)}
     query = select(placements.c.pointer).where(placements.c.location == PRIMARY)
     with store.db.read("listing blob keys") as conn:
         for pointer in conn.execution_options(yield_per=10_000).execute(query).scalars():
-            stored.pop(json.loads(pointer)["key"], None)
-    for key, (size, modified) in sorted(stored.items()):
-        if cutoff is None or modified < cutoff:
-            yield key, size
+            unnamed.discard(key_of_pointer(pointer))
+    for key in sorted(unnamed):
+        try:
+            info = store.backend.head(key)
+        except NotFound:
+            continue  # removed meanwhile
+        if cutoff is None or info.modified < cutoff:
+            yield key, info.size
