@@ -10,7 +10,7 @@ from sqlalchemy import Connection, Table
 if TYPE_CHECKING:
     from sqlalchemy.dialects import postgresql, sqlite
 
-__all__ = ["insert_ignore", "insert_or_update"]
+__all__ = ["insert_ignore", "insert_or_add", "insert_or_update"]
 
 
 def _insert(conn: Connection, table: Table) -> sqlite.Insert | postgresql.Insert:
@@ -38,4 +38,15 @@ def insert_or_update(
     stmt = _insert(conn, table)
     return stmt.on_conflict_do_update(
         index_elements=list(keys), set_={c: stmt.excluded[c] for c in update}
+    )
+
+
+def insert_or_add(
+    conn: Connection, table: Table, keys: Sequence[str], add: Sequence[str]
+) -> sqlite.Insert | postgresql.Insert:
+    """Insert rows; where ``keys`` exist, add the new values to the ``add`` columns
+    (counters kept exact by concurrent writers)."""
+    stmt = _insert(conn, table)
+    return stmt.on_conflict_do_update(
+        index_elements=list(keys), set_={c: table.c[c] + stmt.excluded[c] for c in add}
     )

@@ -9,8 +9,10 @@ from .models import (
     Project,
     Record,
 )
+from .store import COUNT_KEYS, RecordPage, RunStore
 
 __all__ = [
+    "COUNT_KEYS",
     "JOB_STATUSES",
     "MASTER_JOB_STATUSES",
     "RECORD_STATUSES",
@@ -18,4 +20,6 @@ __all__ = [
     "MasterJob",
     "Project",
     "Record",
+    "RecordPage",
+    "RunStore",
 ]

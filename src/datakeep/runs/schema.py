@@ -12,12 +12,14 @@ from sqlalchemy import (
     BigInteger,
     Column,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     PrimaryKeyConstraint,
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 from ..index.schema import DIGEST, metadata
@@ -104,6 +106,8 @@ execution_jobs = Table(
     Column("update_time", MICROS, nullable=False),
     Index("ix_runs_execution_jobs_master", "master_job_id", "status", "creation_time"),
     Index("ix_runs_execution_jobs_config", "run_config_hash", "status"),
+    # the target of records' composite key: a record's job belongs to its master job
+    UniqueConstraint("job_id", "master_job_id", name="uq_runs_execution_jobs_job_master"),
 )
 
 records = Table(
@@ -111,8 +115,8 @@ records = Table(
     metadata,
     Column("seq", SEQ, primary_key=True, autoincrement=True),
     Column("record_uid", ID, nullable=False, unique=True),
-    Column("job_id", ID, ForeignKey("runs_execution_jobs.job_id"), nullable=False),
-    Column("master_job_id", ID, ForeignKey("runs_master_jobs.master_job_id"), nullable=False),
+    Column("job_id", ID, nullable=False),
+    Column("master_job_id", ID, nullable=False),
     Column("status", STATUS, nullable=False),
     Column("output_ref", DIGEST),
     Column("error_message", Text),
@@ -121,6 +125,11 @@ records = Table(
     Index("ix_runs_records_master", "master_job_id", "status", "seq"),
     Index("ix_runs_records_master_seq", "master_job_id", "seq"),
     Index("ix_runs_records_job", "job_id", "status", "seq"),
+    ForeignKeyConstraint(
+        ["job_id", "master_job_id"],
+        ["runs_execution_jobs.job_id", "runs_execution_jobs.master_job_id"],
+        name="fk_runs_records_job_master",
+    ),
 )
 
 record_counts = Table(

@@ -87,6 +87,7 @@ def upgrade() -> None:
         *_counts(),
         sa.Column("error_message", sa.Text),
         *_times(),
+        sa.UniqueConstraint("job_id", "master_job_id", name="uq_runs_execution_jobs_job_master"),
     )
     op.create_index(
         "ix_runs_execution_jobs_master",
@@ -105,18 +106,18 @@ def upgrade() -> None:
             autoincrement=True,
         ),
         sa.Column("record_uid", ID, nullable=False, unique=True),
-        sa.Column("job_id", ID, sa.ForeignKey("runs_execution_jobs.job_id"), nullable=False),
-        sa.Column(
-            "master_job_id",
-            ID,
-            sa.ForeignKey("runs_master_jobs.master_job_id"),
-            nullable=False,
-        ),
+        sa.Column("job_id", ID, nullable=False),
+        sa.Column("master_job_id", ID, nullable=False),
         sa.Column("status", STATUS, nullable=False),
         sa.Column("output_ref", DIGEST),
         sa.Column("error_message", sa.Text),
         sa.Column("created_at", sa.BigInteger, nullable=False),
         sa.Column("updated_at", sa.BigInteger, nullable=False),
+        sa.ForeignKeyConstraint(
+            ["job_id", "master_job_id"],
+            ["runs_execution_jobs.job_id", "runs_execution_jobs.master_job_id"],
+            name="fk_runs_records_job_master",
+        ),
     )
     op.create_index("ix_runs_records_master", "runs_records", ["master_job_id", "status", "seq"])
     op.create_index("ix_runs_records_master_seq", "runs_records", ["master_job_id", "seq"])
