@@ -91,3 +91,16 @@ def blob_path(keep: Keep, digest: str) -> Path:
 def damage(path: Path, data: bytes) -> None:
     path.chmod(0o644)
     path.write_bytes(data)
+
+
+def corrupt_inline(keep: Keep, digest: str, data: bytes) -> None:
+    """Alter a small content kept in the index, behind datakeep's back."""
+    from sqlalchemy import update
+
+    from datakeep.index import inline_blobs
+
+    with keep.db.write() as conn:
+        changed = conn.execute(
+            update(inline_blobs).where(inline_blobs.c.digest == digest).values(data=data)
+        ).rowcount
+    assert changed == 1, f"{digest} is not an inline blob"

@@ -108,3 +108,93 @@ def test_sigkill_of_concurrent_writers_and_gc_at_random_points(
         keep.gc(grace_s=0)  # orphans are only ever gc candidates
         after = keep.fsck()
         assert after.ok and after.orphans == []
+
+
+def _run_store_with_master(project: Path, index_url: str | None) -> None:
+    from datakeep.runs import MasterJob, Project, RunStore
+
+    with RunStore(datakeep.init(project, index=index_url), owns_keep=True) as runs:
+        runs.save_project(Project("proj", "factory"))
+        runs.log_master_job_start(MasterJob("master", "proj", status="running"))
+
+
+def test_worker_processes_log_records_into_one_keep(tmp_path: Path, index_url: str | None) -> None:
+    from datakeep.runs import RunStore
+
+    project = tmp_path / "project"
+    _run_store_with_master(project, index_url)
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(PROCESSES) as pool:
+        logged = pool.starmap(
+            workload.log_records, [(str(project), w, 6, 100) for w in range(PROCESSES)]
+        )
+    assert logged == [400] * PROCESSES
+    with RunStore.open(project) as runs:
+        counts = runs.count_records(master_job_id="master")
+        assert (counts["completed"], counts["filtered"]) == (PROCESSES * 300, PROCESSES * 100)
+        seen, after = [], None
+        while True:
+            page = runs.list_records(master_job_id="master", limit=500, after=after)
+            seen.extend(page.items)
+            if page.next is None:
+                break
+            after = page.next
+        assert len({r.record_uid for r in seen}) == len(seen) == PROCESSES * 400
+        for record in seen[::37]:
+            if record.status == "completed":
+                assert runs.get_record_data(record.output_ref or "")["worker"] == int(
+                    record.job_id.split("-")[1]
+                )
+
+
+def test_sigkill_of_record_writers_leaves_no_row_without_its_data(
+    tmp_path: Path, index_url: str | None
+) -> None:
+    from datakeep.runs import RunStore
+
+    project = tmp_path / "project"
+    _run_store_with_master(project, index_url)
+    rng = random.Random(7)
+    killed = 0
+    for round_ in range(3):
+        children = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.workload",
+                    "runs",
+                    str(project),
+                    str(round_ * 10 + n),
+                ],
+                cwd=REPO,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+            for n in range(3)
+        ]
+        started = time.monotonic()
+        for child in children:
+            time.sleep(max(0.0, started + rng.uniform(0.8, 2.0) - time.monotonic()))
+            child.send_signal(signal.SIGKILL)
+        for child in children:
+            code = child.wait()
+            assert code in (-signal.SIGKILL, 0), child.stderr.read().decode()  # type: ignore[union-attr]
+            killed += code == -signal.SIGKILL
+    assert killed >= 6
+    with RunStore.open(project) as runs:
+        logged = sum(runs.count_records(master_job_id="master").values())
+        assert logged > 0
+        after, rows = None, 0
+        while True:
+            page = runs.list_records(master_job_id="master", limit=500, after=after)
+            for record in page.items:
+                assert record.output_ref is not None
+                assert runs.get_record_data(record.output_ref)  # present and verified
+            rows += len(page.items)
+            if page.next is None:
+                break
+            after = page.next
+        assert rows == logged  # the counts agree with the rows
+        report = runs.keep.fsck()
+        assert report.ok, report

@@ -8,17 +8,19 @@ from pathlib import Path
 import pytest
 
 import datakeep
+from datakeep.content import INLINE_MAX
 from datakeep.digest import hash_bytes
 from datakeep.errors import (
     IntegrityError,
     InvalidDigest,
     InvalidInput,
+    LinkUnsupported,
     NotFound,
     UnknownAlgorithm,
 )
 from datakeep.keep import Keep
 
-from .conftest import blob_path, damage
+from .conftest import blob_path, corrupt_inline, damage
 
 
 def test_put_get_roundtrip_and_digest(keep: Keep) -> None:
@@ -252,3 +254,38 @@ def test_init_twice_is_refused_and_keeps_the_first(tmp_path: Path) -> None:
         datakeep.init(tmp_path, algorithm="sha256")
     with datakeep.open(tmp_path) as keep:
         assert keep.algorithm == "blake3" and keep.get(c.digest) == b"first"
+
+
+def test_small_contents_kept_in_the_index_behave_like_any_content(
+    keep: Keep, tmp_path: Path
+) -> None:
+    payloads = [b'{"n": 1}', b'{"n": 2}', b'{"n": 1}', b""]
+    digests = keep.store.put_inline(payloads)
+    assert digests == [hash_bytes(p) for p in payloads]
+    assert len(keep.find(limit=10).items) == 3  # the duplicate once
+    assert keep.get(digests[0]) == b'{"n": 1}' and keep.get(digests[3]) == b""
+    with keep.open(digests[1]) as reader:
+        assert reader.read() == b'{"n": 2}'
+    assert b"".join(keep.stream(digests[1])) == b'{"n": 2}'
+    keep.export(digests[0], tmp_path / "copy.json")
+    assert (tmp_path / "copy.json").read_bytes() == b'{"n": 1}'
+    with pytest.raises(LinkUnsupported):
+        keep.export(digests[0], tmp_path / "link.json", link="hardlink")
+    # a put of the same bytes dedups to the inline row; the file it wrote is an orphan
+    assert keep.put(b'{"n": 2}').digest == digests[1]
+    report = keep.fsck()
+    assert report.ok and [k for k, _ in report.orphans] == [keep.store.router(digests[1], {})]
+    with pytest.raises(InvalidInput):
+        keep.store.put_inline([b"x" * (INLINE_MAX + 1)])
+
+    corrupt_inline(keep, digests[1], b'{"n": 3}')
+    for read in (keep.get, keep.verify, lambda d: keep.export(d, tmp_path / "bad.json")):
+        with pytest.raises(IntegrityError):
+            read(digests[1])
+    assert not (tmp_path / "bad.json").exists()
+    report = keep.fsck(repair_index=True)
+    assert [p.digest for p in report.corrupted] == [digests[1]]
+    # the bad inline bytes are set aside, and the good file the earlier put left is adopted
+    assert [line.split()[0] for line in report.repairs] == ["quarantined", "forgot", "recorded"]
+    assert keep.get(digests[1]) == b'{"n": 2}' and keep.fsck().ok
+    assert sorted(keep.gc(grace_s=0).swept) == sorted({*digests})

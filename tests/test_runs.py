@@ -3,6 +3,7 @@ the original storage layer that must not come back."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -10,11 +11,12 @@ from pathlib import Path
 import pytest
 
 import datakeep
+from datakeep.content import INLINE_MAX
 from datakeep.errors import IntegrityError, InvalidDigest, InvalidInput, NotFound
 from datakeep.keep import Keep
-from datakeep.runs import ExecutionJob, MasterJob, Project, Record, RunStore
+from datakeep.runs import AsyncRunStore, ExecutionJob, MasterJob, Project, Record, RunStore
 
-from .conftest import blob_path, damage
+from .conftest import corrupt_inline
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
 
@@ -214,7 +216,7 @@ def test_record_data_is_verified_content_with_a_portable_reference(
                 runs.get_record_data(escape)
         with pytest.raises(NotFound):
             runs.get_request_config("request-config/absent")
-        damage(blob_path(runs.keep, ref), b'{"answer": "5"}')
+        corrupt_inline(runs.keep, ref, b'{"answer": "5"}')  # small payloads live in the index
         with pytest.raises(IntegrityError):
             runs.get_record_data(ref)
 
@@ -237,3 +239,60 @@ def test_close_is_idempotent(keep: Keep) -> None:
     store.close()
     with pytest.raises(InvalidInput):
         store.setup()
+
+
+def test_records_and_their_data_are_written_together(runs: RunStore) -> None:
+    batch = records(3)
+    big = {"blob": "x" * (INLINE_MAX + 10)}  # too big for the index: stored as a file
+    data = {batch[0].record_uid: {"a": 1}, batch[1].record_uid: big}
+    runs.log_records(batch, data)
+    got = {r.record_uid: r for r in runs.list_records(job_id="job").items}
+    assert runs.get_record_data(got[batch[0].record_uid].output_ref or "") == {"a": 1}
+    assert runs.get_record_data(got[batch[1].record_uid].output_ref or "") == big
+    assert got[batch[2].record_uid].output_ref is None
+    with pytest.raises(InvalidInput, match="not in the batch"):
+        runs.log_records(records(1), {"stranger": {"a": 2}})
+    # a bad row in the batch: neither the rows nor their payloads are kept
+    before = {c.digest for c in runs.keep.store.iter_all()}
+    with pytest.raises(NotFound):
+        runs.log_records(
+            [Record("ok", "job", "master"), Record("bad", "no-job", "master")],
+            {"ok": {"never": "stored"}, "bad": {"never": "either"}},
+        )
+    assert runs.get_record_metadata("ok") is None
+    assert {c.digest for c in runs.keep.store.iter_all()} == before
+
+
+def test_async_store_coalesces_a_thousand_concurrent_tasks(keep: Keep) -> None:
+    async def main() -> None:
+        async with AsyncRunStore(RunStore(keep)) as runs:
+            await runs.save_project(Project("p", "async"))
+            await runs.log_master_job_start(MasterJob("m", "p"))
+            await runs.log_execution_job_start(ExecutionJob("j", "m"))
+
+            async def produce(i: int) -> None:
+                record = Record(f"r{i:04d}", "j", "m", "completed" if i % 10 else "failed")
+                await runs.log_record(record, {"i": i, "text": "payload " * 10})
+
+            async def bad() -> None:
+                await runs.log_record(Record("bad", "no-such-job", "m"))
+
+            results = await asyncio.gather(
+                *(produce(i) for i in range(1000)), bad(), return_exceptions=True
+            )
+            errors = [r for r in results if isinstance(r, BaseException)]
+            assert len(errors) == 1 and isinstance(errors[0], NotFound)  # only its own caller
+            counts = await runs.count_records(master_job_id="m")
+            assert (counts["completed"], counts["failed"]) == (900, 100)
+            ref = await runs.save_record_data("r0001", "m", "j", {"again": True})
+            assert await runs.get_record_data(ref) == {"again": True}
+            record = await runs.get_record_metadata("r0007")
+            assert record is not None
+            assert await runs.get_record_data(record.output_ref or "") == {
+                "i": 7,
+                "text": "payload " * 10,
+            }
+            page = await runs.list_records(master_job_id="m", limit=1000)
+            assert len(page.items) == 1000 and page.next is None
+
+    asyncio.run(main())

@@ -65,5 +65,48 @@ def write_forever(keep_path: str, seed: int) -> None:
                 keep.put(f"popular {rng.randint(0, 20)}".encode(), tags={"popular": "yes"})
 
 
+def log_records(keep_path: str, worker: int, batches: int, singles: int) -> int:
+    """One worker process of a data factory: batches with payloads, then single calls."""
+    from datakeep.runs import ExecutionJob, Record, RunStore
+
+    job = f"job-{worker}"
+    n = 0
+    with RunStore.open(keep_path) as runs:
+        runs.log_execution_job_start(ExecutionJob(job, "master", status="running"))
+        for b in range(batches):
+            batch = [Record(f"{job}-{b}-{i}", job, "master", "completed") for i in range(50)]
+            runs.log_records(
+                batch, {r.record_uid: {"worker": worker, "n": n + i} for i, r in enumerate(batch)}
+            )
+            n += len(batch)
+        for i in range(singles):
+            runs.log_record_metadata(Record(f"{job}-single-{i}", job, "master", "filtered"))
+            n += 1
+    return n
+
+
+def log_records_forever(keep_path: str, seed: int) -> None:
+    """Records with payloads, in batches and one by one, until killed."""
+    from datakeep.runs import ExecutionJob, Record, RunStore
+
+    rng = random.Random(seed)
+    job = f"job-{seed}"
+    with RunStore.open(keep_path) as runs:
+        runs.log_execution_job_start(ExecutionJob(job, "master", status="running"))
+        for i in range(10**9):
+            size = rng.randint(1, 5)
+            batch = [Record(f"{job}-{i}-{k}", job, "master", "completed") for k in range(size)]
+            data = {
+                r.record_uid: {"text": rng.randbytes(rng.choice([100, 70_000])).hex()}
+                for r in batch
+            }
+            runs.log_records(batch, data)
+            ref = runs.save_record_data(f"{job}-{i}-s", "master", job, {"i": i})
+            runs.log_record_metadata(Record(f"{job}-{i}-s", job, "master", "completed", ref))
+
+
 if __name__ == "__main__":
-    write_forever(sys.argv[1], int(sys.argv[2]))
+    if sys.argv[1] == "runs":
+        log_records_forever(sys.argv[2], int(sys.argv[3]))
+    else:
+        write_forever(sys.argv[1], int(sys.argv[2]))

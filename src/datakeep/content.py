@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
-from sqlalchemy import Connection, and_, exists, select
+from sqlalchemy import Connection, and_, exists, insert, select
 
 from .backends import Backend, FileBackend
 from .digest import Hasher, hash_file, new_hasher, parse_digest
@@ -31,12 +31,14 @@ from .errors import (
     NotFound,
     StorageError,
 )
-from .index import IndexDatabase, Leases, contents, placements
+from .index import IndexDatabase, Leases, contents, inline_blobs, placements
 from .index import tags as tag_table
 from .index.upsert import insert_ignore, insert_or_update
 
 __all__ = [
     "CHUNK",
+    "INLINE_KEY",
+    "INLINE_MAX",
     "Content",
     "ContentStore",
     "LinkMode",
@@ -53,6 +55,11 @@ __all__ = [
 ]
 
 CHUNK = 1 << 20
+# Small contents may live in the index itself (table inline_blobs) rather than as files:
+# their placement names this key, which no backend key can equal ('@' is not allowed).
+INLINE_KEY = "@inline"
+INLINE_BACKEND = "datakeep.inline@v1"
+INLINE_MAX = 64 << 10
 # Files up to this size are read whole: one read, no staging file, no second copy.
 SMALL_FILE = 4 << 20
 PRIMARY = "primary"
@@ -348,14 +355,15 @@ class ContentStore:
         tags: Mapping[str, str] | None = None,
         kind: str = "blob",
         conn: Connection | None = None,
-    ) -> None:
-        """Make stored blobs durable, then add their index rows (idempotent).
+    ) -> dict[str, float]:
+        """Make stored blobs durable, then add their index rows (idempotent). Returns the
+        digests that were new to the index, with their ``created_at``.
 
         The caller holds a shared lease (:attr:`leases`) from writing the blobs until
         this returns, so gc cannot sweep them in between.
         """
         if not written:
-            return
+            return {}
         if self.files is not None:
             self.files.sync()
         tag_map = _check_tags(tags)
@@ -378,40 +386,87 @@ class ContentStore:
         ]
         tag_rows = [{"digest": d, "key": k, "value": v} for d in unique for k, v in tag_map.items()]
 
-        def run(c: Connection) -> None:
+        def run(c: Connection) -> dict[str, float]:
+            created: dict[str, float] = {}
             if kind == "tree":
                 # the same bytes may have been stored as a plain blob before; a tree
                 # names other contents, which gc must know
                 c.execute(insert_or_update(c, contents, ["digest"], ["kind"]), content_rows)
             else:
-                c.execute(insert_ignore(c, contents, ["digest"]), content_rows)
+                new = insert_ignore(c, contents, ["digest"]).returning(contents.c.digest)
+                created = dict.fromkeys(c.execute(new, content_rows).scalars(), now)
             c.execute(insert_ignore(c, placements, ["digest", "location"]), placement_rows)
             if tag_rows:
                 c.execute(insert_or_update(c, tag_table, ["digest", "key"], ["value"]), tag_rows)
+            return created
 
         if conn is not None:
-            run(conn)
-        else:
-            self.db.transact("recording content", run)
+            return run(conn)
+        return self.db.transact("recording content", run)
+
+    def record_inline(self, conn: Connection, datas: Sequence[bytes]) -> list[str]:
+        """Store small contents in the index, inside the caller's write transaction (the
+        caller holds a shared lease); returns their digests in order. Nothing touches the
+        disk but the index, so this is the fast path for many small payloads."""
+        if not datas:
+            return []
+        digests = []
+        new_rows: dict[str, bytes] = {}
+        for data in datas:
+            if len(data) > INLINE_MAX:
+                raise InvalidInput(f"inline content is limited to {INLINE_MAX} bytes")
+            hasher = new_hasher(self.algorithm)
+            hasher.update(data)
+            digest = self._digest_of(hasher)
+            digests.append(digest)
+            new_rows[digest] = bytes(data)
+        now = time.time()
+        ordered = sorted(new_rows)
+        created = set(
+            conn.execute(
+                insert_ignore(conn, contents, ["digest"]).returning(contents.c.digest),
+                [
+                    {"digest": d, "size": len(new_rows[d]), "kind": "blob", "created_at": now}
+                    for d in ordered
+                ],
+            ).scalars()
+        )
+        if created:
+            fresh = sorted(created)
+            conn.execute(insert(inline_blobs), [{"digest": d, "data": new_rows[d]} for d in fresh])
+            pointer = pointer_of(INLINE_KEY)
+            conn.execute(
+                insert(placements),
+                [
+                    {
+                        "digest": d,
+                        "location": PRIMARY,
+                        "backend": INLINE_BACKEND,
+                        "pointer": pointer,
+                    }
+                    for d in fresh
+                ],
+            )
+        return digests
+
+    def put_inline(self, datas: Sequence[bytes]) -> list[str]:
+        """Store small contents (each at most :data:`INLINE_MAX` bytes) in the index in
+        one transaction; identical content already stored is not stored again."""
+        with self.leases.shared():
+            return self.db.transact(
+                "storing small contents", lambda c: self.record_inline(c, datas)
+            )
 
     # -- the user-facing puts ----------------------------------------------------------
     def put(self, data: bytes, tags: Mapping[str, str] | None = None) -> Content:
         if not isinstance(data, bytes | bytearray | memoryview):
             raise InvalidInput(f"put() takes bytes, not {type(data).__name__}")
-        _check_tags(tags)
-        with self.leases.shared():
-            written = self.write_bytes(bytes(data), tags)
-            self.record([written], tags)
-        return self.info(written.digest)
+        return self._put(lambda: self.write_bytes(bytes(data), tags), tags)
 
     def put_stream(
         self, source: Iterable[bytes] | BinaryIO, tags: Mapping[str, str] | None = None
     ) -> Content:
-        _check_tags(tags)
-        with self.leases.shared():
-            written = self.write_stream(source, tags)
-            self.record([written], tags)
-        return self.info(written.digest)
+        return self._put(lambda: self.write_stream(source, tags), tags)
 
     def put_file(
         self,
@@ -419,10 +474,15 @@ class ContentStore:
         tags: Mapping[str, str] | None = None,
         link: LinkMode = "copy",
     ) -> Content:
-        _check_tags(tags)
+        return self._put(lambda: self.write_file(Path(path), tags, link), tags)
+
+    def _put(self, write: Callable[[], Written], tags: Mapping[str, str] | None) -> Content:
+        checked = _check_tags(tags)
         with self.leases.shared():
-            written = self.write_file(Path(path), tags, link)
-            self.record([written], tags)
+            written = write()
+            created = self.record([written], checked)
+        if written.digest in created:  # new: the index holds exactly this, no need to ask
+            return Content(written.digest, written.size, "blob", created[written.digest], checked)
         return self.info(written.digest)
 
     # -- lookups -----------------------------------------------------------------------
@@ -582,13 +642,25 @@ class ContentStore:
         return self.db.transact("untagging", run)
 
     # -- reading, always verified ---------------------------------------------------------
+    def open_blob(self, key: str, digest: str) -> BinaryIO:
+        """The raw, unverified bytes behind a placement key (inline or in the backend)."""
+        if key != INLINE_KEY:
+            return self.backend.open(key)
+        with self.db.read("reading an inline blob") as conn:
+            data = conn.execute(
+                select(inline_blobs.c.data).where(inline_blobs.c.digest == digest)
+            ).scalar()
+        if data is None:
+            raise NotFound(f"inline blob of {digest} is missing from the index")
+        return io.BytesIO(data)
+
     def open(self, digest: str) -> io.BufferedReader:
         size, key = self._locate(digest)
-        return io.BufferedReader(VerifiedReader(self.backend.open(key), digest, size), CHUNK)
+        return io.BufferedReader(VerifiedReader(self.open_blob(key, digest), digest, size), CHUNK)
 
     def get(self, digest: str) -> bytes:
         size, key = self._locate(digest)
-        with self.backend.open(key) as raw:
+        with self.open_blob(key, digest) as raw:
             reader = VerifiedReader(raw, digest, size)
             buffer = bytearray(size + 1)
             view = memoryview(buffer)
@@ -631,16 +703,16 @@ class ContentStore:
     def check(self, item: Stored) -> None:
         """Re-hash a stored blob: :class:`NotFound` if it is gone, :class:`IntegrityError`
         if its bytes are not the content, ``OSError`` if it cannot be read."""
-        if self.files is not None:
+        if self.files is not None and item.key != INLINE_KEY:
             verify_file(self.files.path_of(item.key), item.digest, item.size)
         else:
-            with self.backend.open(item.key) as raw:
+            with self.open_blob(item.key, item.digest) as raw:
                 drain_verified(raw, item.digest, item.size)
 
     def verify(self, digest: str) -> Content:
         """Re-hash one stored blob; :class:`IntegrityError` if it does not match."""
         info = self.info(digest)
-        with self.backend.open(self.key_of(digest)) as raw:
+        with self.open_blob(self.key_of(digest), digest) as raw:
             drain_verified(raw, digest, info.size)
         return info
 
@@ -663,7 +735,7 @@ class ContentStore:
         """
         target = dest.with_name(f".{dest.name}.datakeep-tmp") if atomic else dest
         try:
-            if self.files is not None:
+            if self.files is not None and key != INLINE_KEY:
                 source = self.files.path_of(key)
                 if link != "copy":
                     verify_file(source, digest, size)
@@ -688,7 +760,9 @@ class ContentStore:
                     _check_bytes(data, digest, size)
                     _write_new(target, data)
             else:
-                with self.backend.open(key) as raw, open(target, "xb") as out:
+                if link == "hardlink":
+                    raise LinkUnsupported(f"{digest} is not stored as a file: cannot hard-link")
+                with self.open_blob(key, digest) as raw, open(target, "xb") as out:
                     drain_verified(raw, digest, size, out.write)
             if mode is not None:
                 os.chmod(target, mode)

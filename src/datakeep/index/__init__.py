@@ -3,13 +3,14 @@
 from .engine import IndexDatabase, translated
 from .lease import Leases
 from .migrate import ensure_schema
-from .schema import contents, keep_meta, metadata, pins, placements, tags
+from .schema import contents, inline_blobs, keep_meta, metadata, pins, placements, tags
 
 __all__ = [
     "IndexDatabase",
     "Leases",
     "contents",
     "ensure_schema",
+    "inline_blobs",
     "keep_meta",
     "metadata",
     "pins",

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Index,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -20,7 +21,15 @@ from sqlalchemy import (
     Text,
 )
 
-__all__ = ["contents", "keep_meta", "metadata", "pins", "placements", "tags"]
+__all__ = [
+    "contents",
+    "inline_blobs",
+    "keep_meta",
+    "metadata",
+    "pins",
+    "placements",
+    "tags",
+]
 
 metadata = MetaData()
 
@@ -57,6 +66,15 @@ tags = Table(
     Column("value", Text, nullable=False),
     PrimaryKeyConstraint("digest", "key"),
     Index("ix_tags_key_value_digest", "key", "value", "digest"),
+)
+
+# small contents kept in the index itself (their placement's key is INLINE_KEY): one row
+# instead of one file, for payloads such as run records' JSON
+inline_blobs = Table(
+    "inline_blobs",
+    metadata,
+    Column("digest", DIGEST, ForeignKey("contents.digest", ondelete="CASCADE"), primary_key=True),
+    Column("data", LargeBinary, nullable=False),
 )
 
 # explicit gc roots: pinned content is live with everything a pinned tree names

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, delete, exists, select
 
-from ..content import PRIMARY, ContentStore, Problem, Stored, Written, fanout_key
+from ..content import INLINE_KEY, PRIMARY, ContentStore, Problem, Stored, Written, fanout_key
 from ..digest import parse_digest
 from ..errors import DatakeepError, IntegrityError, InvalidInput, NotFound
 from ..index import contents, placements
@@ -108,11 +108,14 @@ def _forget(store: ContentStore, bad: Iterable[Stored], report: FsckReport) -> N
     """Drop the primary placement of missing or corrupted blobs (quarantining the
     corrupted bytes), and the content row when no placement is left."""
     for item in bad:
+        inline = item.key == INLINE_KEY
+        aside = QUARANTINE + (fanout_key(item.digest, {}) if inline else item.key)
         try:
-            with store.backend.open(item.key) as raw:
-                store.backend.create(QUARANTINE + item.key, raw.read())
-            store.backend.delete(item.key)
-            report.repairs.append(f"quarantined {item.digest} as {QUARANTINE}{item.key}")
+            with store.open_blob(item.key, item.digest) as raw:
+                store.backend.create(aside, raw.read())
+            if not inline:  # an inline blob goes with its row below
+                store.backend.delete(item.key)
+            report.repairs.append(f"quarantined {item.digest} as {aside}")
         except NotFound:
             pass  # missing: nothing to set aside
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, select
 
-from ..content import PRIMARY, ContentStore, key_of_pointer
+from ..content import INLINE_KEY, PRIMARY, ContentStore, key_of_pointer
 from ..errors import DatakeepError, IntegrityError, NotFound
 from ..index import contents, placements
 from ..progress import Progress, ProgressCallback
@@ -162,7 +162,8 @@ def _sweep(
 
         # rows first: a crash here leaves orphan blobs, never rows without blobs
         for key in store.db.transact("sweeping garbage", delete_rows):
-            store.backend.delete(key)
+            if key != INLINE_KEY:  # inline bytes went with their row
+                store.backend.delete(key)
         if progress is not None:
             progress(Progress("gc", min(i + _BATCH, len(garbage)), len(garbage), 0))
 

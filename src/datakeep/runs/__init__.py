@@ -1,5 +1,6 @@
 """Run records: projects, master jobs, execution jobs and records of data factories."""
 
+from .aio import AsyncRunStore
 from .models import (
     JOB_STATUSES,
     MASTER_JOB_STATUSES,
@@ -16,6 +17,7 @@ __all__ = [
     "JOB_STATUSES",
     "MASTER_JOB_STATUSES",
     "RECORD_STATUSES",
+    "AsyncRunStore",
     "ExecutionJob",
     "MasterJob",
     "Project",

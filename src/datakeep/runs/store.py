@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, func, select, update
 
+from ..content import INLINE_MAX
 from ..digest import parse_digest
 from ..errors import IndexFailure, InvalidInput, NotFound
 from ..index.upsert import insert_ignore, insert_or_add, insert_or_update
@@ -37,7 +38,7 @@ from .models import (
 )
 from .schema import execution_jobs, master_jobs, projects, record_counts, records, request_configs
 
-__all__ = ["COUNT_KEYS", "RecordPage", "RunStore"]
+__all__ = ["COUNT_KEYS", "RecordPage", "RunStore", "payload_bytes"]
 
 COUNT_KEYS = {
     "attempted_requests": "attempted_requests",
@@ -115,9 +116,7 @@ class RunStore:
     def save_request_config(self, config_ref: str, config: Mapping[str, Any]) -> str:
         """Store a request config (as verified content) under ``config_ref``."""
         check_id(config_ref, "config_ref")
-        blob = to_json(dict(config), "request config")
-        assert blob is not None
-        digest = self.keep.put(blob.encode()).digest
+        digest = self._storepayload_bytes(payload_bytes(config))
         row = {"ref": config_ref, "digest": digest}
         self.db.transact(
             "saving a request config",
@@ -139,12 +138,16 @@ class RunStore:
         """Store a record's JSON payload; returns its reference (a digest) for ``output_ref``.
 
         Until a record row names it, the payload is protected from gc only by the grace
-        period, so log the record (with ``output_ref``) soon after.
+        period; ``log_records(batch, data=...)`` stores payloads and rows together instead.
         """
         check_id(record_uid, "record_uid")
-        blob = to_json(dict(data), "record data")
-        assert blob is not None
-        return self.keep.put(blob.encode()).digest
+        return self._storepayload_bytes(payload_bytes(data))
+
+    def _storepayload_bytes(self, blob: bytes) -> str:
+        """A payload's digest: a small one is kept in the index, a larger one as a file."""
+        if len(blob) > INLINE_MAX:
+            return self.keep.put(blob).digest
+        return self.keep.store.put_inline([blob])[0]
 
     def get_record_data(self, output_ref: str) -> dict[str, Any]:
         """The payload behind a reference, verified; refuses anything but a digest."""
@@ -391,18 +394,40 @@ class RunStore:
         """Create or update one record (see :meth:`log_records`)."""
         self.log_records([record])
 
-    def log_records(self, batch: Sequence[Record]) -> None:
+    def log_records(
+        self, batch: Sequence[Record], data: Mapping[str, Mapping[str, Any]] | None = None
+    ) -> None:
         """Create or update records in one transaction, counts kept exact.
 
-        A record's job must exist and belong to the record's master job; a record never
-        moves to another job. The same ``record_uid`` twice in a batch keeps the last.
+        ``data`` maps a record_uid to its JSON payload: the payloads are stored in the same
+        transaction as the rows and set their ``output_ref``, so no crash can leave a row
+        without its data or data without its row. A record's job must exist and belong to
+        the record's master job; a record never moves to another job. The same
+        ``record_uid`` twice in a batch keeps the last.
         """
         rows = {r.record_uid: _record_row(r) for r in batch}
         if not rows:
             return
+        payloads = {uid: payload_bytes(d) for uid, d in (data or {}).items()}
+        unknown = set(payloads) - set(rows)
+        if unknown:
+            raise InvalidInput(f"data for records not in the batch: {sorted(unknown)[:5]}")
         ordered = [rows[uid] for uid in sorted(rows)]  # one lock order for every writer
+
+        small = {uid: b for uid, b in payloads.items() if len(b) <= INLINE_MAX}
+
+        def run(conn: Connection) -> None:
+            refs = self.keep.store.record_inline(conn, list(small.values()))
+            for uid, ref in zip(small, refs, strict=True):
+                rows[uid]["output_ref"] = ref
+            _log_records(conn, ordered)
+
         try:
-            self.db.transact("logging records", lambda c: _log_records(c, ordered))
+            with self.keep.store.leases.shared():  # no gc between payload and row
+                for uid, blob in payloads.items():
+                    if uid not in small:  # files, written before the index transaction
+                        rows[uid]["output_ref"] = self.keep.put(blob).digest
+                self.db.transact("logging records", run)
         except IndexFailure as exc:
             # the database refused an unknown job or a job of another master job: say which
             if "foreign key" in str(exc).lower():
@@ -544,6 +569,17 @@ def _record(row: Row[Any]) -> Record:
         created_at=from_micros(row.created_at),  # type: ignore[arg-type]
         updated_at=from_micros(row.updated_at),  # type: ignore[arg-type]
     )
+
+
+def payload_bytes(data: Mapping[str, Any]) -> bytes:
+    """The stored form of a JSON payload: compact, key order kept."""
+    if not isinstance(data, Mapping):
+        raise InvalidInput(
+            f"record data must be a JSON object (a mapping), not {type(data).__name__}"
+        )
+    text = to_json(dict(data), "record data")
+    assert text is not None
+    return text.encode()
 
 
 def _record_row(record: Record) -> dict[str, Any]:
