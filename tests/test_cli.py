@@ -26,9 +26,13 @@ def project(tmp_path: Path, index_url: str | None) -> Path:
 def test_every_command_is_documented_with_an_example() -> None:
     ctx = click.Context(cli)
     assert "Example" in (cli.help or "")
-    for name, command in cli.commands.items():
+    commands = [(name, command) for name, command in cli.commands.items()]
+    while commands:
+        name, command = commands.pop()
         help_text = command.get_help(ctx)
         assert "Example:" in help_text and f"datakeep {name}" in help_text, name
+        if isinstance(command, click.Group):  # e.g. datakeep runs jobs
+            commands += [(f"{name} {sub}", c) for sub, c in command.commands.items()]
 
 
 def test_version() -> None:

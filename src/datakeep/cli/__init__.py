@@ -326,4 +326,4 @@ def main() -> None:
     cli(prog_name="datakeep")
 
 
-from . import maintenance  # noqa: E402, F401  (registers fsck, gc, pin, unpin)
+from . import maintenance, runs  # noqa: E402, F401  (they register their commands)
