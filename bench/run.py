@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import sys
 
-from . import foundation, index
+from . import foundation, index, runs
 from .common import WORK
 
-SUITES = {"foundation": foundation.run, "index": index.run}
+SUITES = {"foundation": foundation.run, "index": index.run, "runs": runs.run}
 
 
 def main() -> None:

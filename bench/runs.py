@@ -1,0 +1,193 @@
+"""Run-record figures (issue 5), on SQLite.
+
+* 100,000 record rows logged in batches of 1,000, against raw sqlite3 ``executemany`` of
+  the same rows into the same table layout (WAL, same indexes) in the same run.
+* 100,000 records with a 1 KiB JSON payload each, from 1,000 concurrent asyncio tasks.
+* 10,000 records, one ``log_record_metadata`` call each.
+* Count by status and first page of a master job with 1,000,000 records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import statistics
+import time
+from pathlib import Path
+
+from datakeep.runs import AsyncRunStore, ExecutionJob, MasterJob, Project, Record, RunStore
+
+from .common import WORK, Row, clean, fresh_keep, publish, table
+
+ROWS = 100_000
+BATCH = 1000
+STATUSES = ("completed", "failed", "filtered", "duplicate")
+
+
+def new_store(name: str) -> RunStore:
+    store = RunStore(fresh_keep(WORK / name), owns_keep=True)
+    store.save_project(Project("bench", "bench"))
+    store.log_master_job_start(MasterJob("master", "bench", status="running"))
+    store.log_execution_job_start(ExecutionJob("job", "master", status="running"))
+    return store
+
+
+def make_records(n: int, prefix: str = "r") -> list[Record]:
+    return [Record(f"{prefix}{i:08d}", "job", "master", STATUSES[i % 4]) for i in range(n)]
+
+
+def raw_sqlite_baseline(rows: list[Record]) -> float:
+    path = WORK / "raw.sqlite"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = NORMAL")
+    db.execute(
+        "CREATE TABLE runs_records (seq INTEGER PRIMARY KEY, record_uid TEXT UNIQUE NOT NULL,"
+        " job_id TEXT NOT NULL, master_job_id TEXT NOT NULL, status TEXT NOT NULL,"
+        " output_ref TEXT, error_message TEXT, created_at INTEGER, updated_at INTEGER)"
+    )
+    db.execute("CREATE INDEX a ON runs_records (master_job_id, status, seq)")
+    db.execute("CREATE INDEX b ON runs_records (master_job_id, seq)")
+    db.execute("CREATE INDEX c ON runs_records (job_id, status, seq)")
+    now = int(time.time() * 1e6)
+    tuples = [(r.record_uid, r.job_id, r.master_job_id, r.status, now, now) for r in rows]
+    started = time.perf_counter()
+    for i in range(0, len(tuples), BATCH):
+        db.execute("BEGIN")
+        db.executemany(
+            "INSERT INTO runs_records (record_uid, job_id, master_job_id, status, created_at,"
+            " updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+            tuples[i : i + BATCH],
+        )
+        db.execute("COMMIT")
+    elapsed = time.perf_counter() - started
+    db.close()
+    return elapsed
+
+
+def bench_batches(results: dict[str, float]) -> None:
+    rows = make_records(ROWS)
+    results["raw_sqlite_100k_s"] = raw_sqlite_baseline(rows)
+    with new_store("runs-batches") as store:
+        started = time.perf_counter()
+        for i in range(0, ROWS, BATCH):
+            store.log_records(rows[i : i + BATCH])
+        results["log_100k_batches_s"] = time.perf_counter() - started
+        assert sum(store.count_records(master_job_id="master").values()) == ROWS
+    clean(WORK / "runs-batches")
+
+
+def bench_async(results: dict[str, float]) -> None:
+    payload = {"text": "x" * 990}  # about 1 KiB of JSON
+
+    async def factory(store: RunStore) -> float:
+        async with AsyncRunStore(store) as runs:
+            queue = iter(range(ROWS))
+
+            async def worker() -> None:
+                for i in queue:
+                    await runs.log_record(
+                        Record(f"a{i:08d}", "job", "master", "completed"), payload
+                    )
+
+            started = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(1000)))
+            elapsed = time.perf_counter() - started
+            assert (await runs.count_records(master_job_id="master"))["completed"] == ROWS
+            return elapsed
+
+    store = new_store("runs-async")
+    results["async_100k_1kib_records_per_s"] = ROWS / asyncio.run(factory(store))
+    clean(WORK / "runs-async")
+
+
+def bench_single_calls(results: dict[str, float]) -> None:
+    rows = make_records(10_000, "s")
+    with new_store("runs-single") as store:
+        started = time.perf_counter()
+        for record in rows:
+            store.log_record_metadata(record)
+        results["single_calls_records_per_s"] = len(rows) / (time.perf_counter() - started)
+    clean(WORK / "runs-single")
+
+
+def bench_million(results: dict[str, float]) -> None:
+    path = WORK / "runs-1m"
+    marker = path / ".complete"
+    if not marker.exists():
+        with new_store("runs-1m") as store:
+            rows = make_records(1_000_000, "m")
+            for i in range(0, len(rows), 10_000):
+                store.log_records(rows[i : i + 10_000])
+        marker.write_text("")
+    with RunStore.open(path) as store:
+        for _ in range(3):  # warm the page cache and the statement cache
+            store.count_records(master_job_id="master")
+            store.list_records(master_job_id="master", limit=100)
+        counts, pages = [], []
+        for _ in range(20):
+            started = time.perf_counter()
+            assert sum(store.count_records(master_job_id="master").values()) == 1_000_000
+            counts.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            assert (
+                len(store.list_records(master_job_id="master", status_filter=["failed"]).items)
+                == 100
+            )
+            pages.append(time.perf_counter() - started)
+        results["count_1m_ms"] = statistics.median(counts) * 1000
+        results["first_page_1m_ms"] = statistics.median(pages) * 1000
+
+
+TARGETS: list[Row] = [
+    (
+        "log 100,000 record rows in batches of 1,000",
+        ">= 0.5x raw sqlite3 executemany",
+        lambda r: (
+            f"{r['log_100k_batches_s']:.2f} s = "
+            f"{r['raw_sqlite_100k_s'] / r['log_100k_batches_s']:.2f}x raw sqlite3",
+            r["raw_sqlite_100k_s"] / r["log_100k_batches_s"] >= 0.5,
+        ),
+    ),
+    (
+        "100,000 records with 1 KiB JSON each, async, 1,000 tasks",
+        ">= 20,000 records/s",
+        lambda r: (
+            f"{r['async_100k_1kib_records_per_s']:.0f} records/s",
+            r["async_100k_1kib_records_per_s"] >= 20_000,
+        ),
+    ),
+    (
+        "10,000 records, one call each",
+        ">= 5,000 records/s",
+        lambda r: (
+            f"{r['single_calls_records_per_s']:.0f} records/s",
+            r["single_calls_records_per_s"] >= 5_000,
+        ),
+    ),
+    (
+        "count by status, master job with 1M records",
+        "<= 5 ms",
+        lambda r: (f"{r['count_1m_ms']:.2f} ms", r["count_1m_ms"] <= 5),
+    ),
+    (
+        "first page (100, status filter), master job with 1M records",
+        "<= 5 ms",
+        lambda r: (f"{r['first_page_1m_ms']:.2f} ms", r["first_page_1m_ms"] <= 5),
+    ),
+]
+
+
+def run() -> None:
+    results: dict[str, float] = {}
+    bench_batches(results)
+    bench_async(results)
+    bench_single_calls(results)
+    bench_million(results)
+    baselines = (
+        f"Baseline in the same run: raw sqlite3 executemany of the 100,000 rows "
+        f"{results['raw_sqlite_100k_s']:.2f} s."
+    )
+    publish("runs", results, table(TARGETS, results, baselines))
