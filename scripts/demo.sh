@@ -50,6 +50,37 @@ step datakeep verify --all
 echo "(exit code $?: verify names the damaged content)"
 step datakeep cat "$(datakeep ls --kind blob | sort -k2 -n | tail -n 1 | cut -d' ' -f1)" >/dev/null
 echo "(exit code $?: reads refuse to hand out wrong bytes)"
+step datakeep fsck --repair-index
+echo "(exit code $?: fsck found it, set the bad bytes aside under quarantine/ and dropped the row)"
 set -e
+step datakeep put data --tag stage=clean
+echo "(re-putting the data stores the lost content again)"
+step datakeep fsck
+step datakeep gc --dry-run --grace 0
+
+echo
+echo "Run records: a small data factory logs a master job, a worker's job and its records:"
+python - <<'PY'
+import asyncio
+from datakeep.runs import AsyncRunStore, ExecutionJob, MasterJob, Project, Record
+
+async def main() -> None:
+    async with AsyncRunStore.open(".") as runs:
+        await runs.save_project(Project("qa", "Question answering"))
+        await runs.log_master_job_start(MasterJob("m-1", "qa", status="running"))
+        await runs.log_execution_job_start(ExecutionJob("j-1", "m-1", status="running"))
+        await asyncio.gather(*(
+            runs.log_record(Record(f"r-{i}", "j-1", "m-1", "completed" if i % 5 else "failed"),
+                            {"question": f"q{i}", "answer": i * 2})
+            for i in range(1000)
+        ))
+        await runs.log_master_job_end("m-1", "completed_with_errors")
+
+asyncio.run(main())
+PY
+step datakeep runs jobs
+step datakeep runs records m-1 --status failed --limit 3
+step datakeep runs export m-1 records.jsonl
+head -n 1 records.jsonl
 echo
 echo "demo done: every step above ran against $work/.datakeep"

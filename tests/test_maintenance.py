@@ -304,3 +304,18 @@ def test_puts_wait_for_gc_and_give_up_with_busy(
         release.set()
         thread.join()
     assert not keep.exists(hash_bytes(b"gave up"))
+
+
+def test_reput_after_repair_stores_what_was_forgotten(keep: Keep, tmp_path: Path) -> None:
+    data = make_tree(tmp_path / "d", {"model.bin": b"weights" * 1000, "notes": b"n"})
+    tree = keep.put_tree(data)
+    time.sleep(0.01)
+    member = {e.path: e.digest for e in keep_tree_entries(keep, tree.digest)}["model.bin"]
+    damage(blob_path(keep, member), b"rotten" * 1000)
+    report = keep.fsck(repair_index=True)
+    assert report.forgotten == [member]
+    assert [d.digest for d in keep.fsck().dangling] == [member]
+    # the files did not change, but the stat cache must not vouch for what was forgotten
+    assert keep.put_tree(data).digest == tree.digest
+    assert keep.get(member) == b"weights" * 1000
+    assert keep.fsck().ok

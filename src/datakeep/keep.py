@@ -329,7 +329,11 @@ class Keep:
         """Check index and blobs both ways, re-hashing; see :mod:`datakeep.maintenance.fsck`."""
         from .maintenance.fsck import fsck
 
-        return fsck(self.store, repair_index, progress)
+        report = fsck(self.store, repair_index, progress)
+        if report.forgotten:
+            # the stat cache would vouch for these files on the next put: make it re-store
+            self.stat_cache.forget(set(report.forgotten))
+        return report
 
     def gc(
         self,

@@ -122,6 +122,21 @@ class StatCache:
                 if db.in_transaction:
                     db.rollback()
 
+    def forget(self, digests: set[str]) -> None:
+        """Drop the entries naming ``digests`` (no longer in the keep), so the files are
+        hashed and stored again by the next put instead of being vouched for."""
+        db = self._connect()
+        if db is None or not digests:
+            return
+        with self._lock:
+            try:
+                db.executemany("DELETE FROM stat WHERE digest = ?", [(d,) for d in digests])
+            except sqlite3.Error:
+                # a cache that cannot forget must not vouch at all: start afresh
+                self.close()
+                for suffix in ("", "-wal", "-shm"):
+                    Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+
     def close(self) -> None:
         if self._db is not None:
             self._db.close()

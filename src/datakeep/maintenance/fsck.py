@@ -59,6 +59,8 @@ class FsckReport:
     """(key, size) of blobs no index row names: gc candidates, not problems."""
     repairs: list[str] = field(default_factory=list)
     """One line per change ``repair_index`` made."""
+    forgotten: list[str] = field(default_factory=list)
+    """Digests ``repair_index`` dropped from the index (a re-put stores them again)."""
 
     @property
     def ok(self) -> bool:
@@ -129,6 +131,7 @@ def _forget(store: ContentStore, bad: Iterable[Stored], report: FsckReport) -> N
             conn.execute(delete(contents).where(contents.c.digest == digest, ~exists(held)))
 
         store.db.transact("repairing the index", drop)
+        report.forgotten.append(item.digest)
         report.repairs.append(f"forgot {item.digest}: its blob is not in the store")
 
 
