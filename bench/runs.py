@@ -10,10 +10,12 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import sqlite3
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 from datakeep.runs import AsyncRunStore, ExecutionJob, MasterJob, Project, Record, RunStore
 
@@ -141,6 +143,74 @@ def bench_million(results: dict[str, float]) -> None:
         results["first_page_1m_ms"] = statistics.median(pages) * 1000
 
 
+WORKER_BATCHES, WORKER_BATCH, WORKER_SINGLES = 20, 500, 1000
+
+
+def _worker(keep_path: str, worker: int, start: Any, done: Any) -> None:
+    job = f"job-{worker}"
+    with RunStore.open(keep_path) as store:
+        store.log_execution_job_start(ExecutionJob(job, "master", status="running"))
+        start.wait()
+        began = time.perf_counter()
+        for b in range(WORKER_BATCHES):
+            batch = [Record(f"{job}-{b}-{i}", job, "master") for i in range(WORKER_BATCH)]
+            store.log_records(batch, {r.record_uid: {"n": i} for i, r in enumerate(batch)})
+        for i in range(WORKER_SINGLES):
+            store.log_record_metadata(Record(f"{job}-single-{i}", job, "master", "completed"))
+        done.put((began, time.perf_counter()))
+
+
+def bench_workers(results: dict[str, float]) -> None:
+    from .index import postgres_schema
+
+    for label, index in (("sqlite", None), ("postgres", "pg")):
+        url = postgres_schema() if index else None
+        if index and url is None:
+            continue
+        path = WORK / "runs-workers"
+        with RunStore(fresh_keep(path, url), owns_keep=True) as store:
+            store.save_project(Project("bench", "bench"))
+            store.log_master_job_start(MasterJob("master", "bench", status="running"))
+        ctx = multiprocessing.get_context("spawn")
+        start, done = ctx.Barrier(5), ctx.Queue()
+        workers = [ctx.Process(target=_worker, args=(str(path), w, start, done)) for w in range(4)]
+        for w in workers:
+            w.start()
+        start.wait()
+        spans = [done.get(timeout=600) for _ in workers]
+        for w in workers:
+            w.join()
+        expected = 4 * (WORKER_BATCHES * WORKER_BATCH + WORKER_SINGLES)
+        with RunStore.open(path) as store:
+            counted = sum(store.count_records(master_job_id="master").values())
+            listed, after = 0, None
+            while True:
+                page = store.list_records(master_job_id="master", limit=5000, after=after)
+                listed += len(page.items)
+                if page.next is None:
+                    break
+                after = page.next
+        lost = expected - listed if counted == listed else expected
+        wall = max(e for _, e in spans) - min(b for b, _ in spans)
+        results[f"{label}_4_workers_lost"] = lost + sum(w.exitcode != 0 for w in workers)
+        results[f"{label}_4_workers_records_per_s"] = expected / wall
+        clean(path)
+
+
+def _workers_row(label: str, name: str) -> Row:
+    def check(r: dict[str, float]) -> tuple[str, bool]:
+        if f"{label}_4_workers_lost" not in r:
+            return "not run (no PostgreSQL server)", False
+        lost = int(r[f"{label}_4_workers_lost"])
+        rate = r[f"{label}_4_workers_records_per_s"]
+        return (
+            f"{'all succeeded, none lost' if not lost else f'{lost} lost'}; {rate:.0f} records/s",
+            not lost,
+        )
+
+    return f"4 worker processes logging into one keep ({name})", "all succeed, nothing lost", check
+
+
 TARGETS: list[Row] = [
     (
         "log 100,000 record rows in batches of 1,000",
@@ -177,6 +247,8 @@ TARGETS: list[Row] = [
         "<= 5 ms",
         lambda r: (f"{r['first_page_1m_ms']:.2f} ms", r["first_page_1m_ms"] <= 5),
     ),
+    _workers_row("sqlite", "SQLite"),
+    _workers_row("postgres", "PostgreSQL"),
 ]
 
 
@@ -186,6 +258,7 @@ def run() -> None:
     bench_async(results)
     bench_single_calls(results)
     bench_million(results)
+    bench_workers(results)
     baselines = (
         f"Baseline in the same run: raw sqlite3 executemany of the 100,000 rows "
         f"{results['raw_sqlite_100k_s']:.2f} s."

@@ -296,3 +296,36 @@ def test_async_store_coalesces_a_thousand_concurrent_tasks(keep: Keep) -> None:
             assert len(page.items) == 1000 and page.next is None
 
     asyncio.run(main())
+
+
+def test_timestamps_are_exact_to_the_microsecond_in_any_zone() -> None:
+    from datakeep.runs.convert import from_micros, to_micros
+
+    for moment in (
+        datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone(timedelta(hours=-7))),
+        datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    ):
+        assert from_micros(to_micros(moment, "t")) == moment
+
+
+def test_a_busy_database_makes_writers_wait_not_drop_records(tmp_path: Path) -> None:
+    """SQLite's write lock held by another process: the write waits, then lands."""
+    import sqlite3
+    import threading
+    import time
+
+    with RunStore(datakeep.init(tmp_path), owns_keep=True) as runs:
+        runs.save_project(Project("p", "p"))
+        runs.log_master_job_start(MasterJob("master", "p"))
+        runs.log_execution_job_start(ExecutionJob("job", "master"))
+        holder = sqlite3.connect(
+            runs.keep.path / "index.sqlite", isolation_level=None, check_same_thread=False
+        )
+        holder.execute("BEGIN IMMEDIATE")  # another process in the middle of a long write
+        threading.Timer(0.5, lambda: holder.execute("COMMIT")).start()
+        started = time.monotonic()
+        runs.log_records(records(100))
+        assert time.monotonic() - started >= 0.4
+        assert runs.count_records(job_id="job")["completed"] == 100
+        holder.close()

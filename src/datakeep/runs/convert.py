@@ -15,7 +15,7 @@ _MICROSECOND = timedelta(microseconds=1)
 
 
 def check_id(value: object, what: str) -> str:
-    if not isinstance(value, str) or not value or len(value) > 255:
+    if type(value) is not str or not 0 < len(value) <= 255:
         raise InvalidInput(f"{what} must be a non-empty string of at most 255 characters")
     return value
 
@@ -28,7 +28,8 @@ def to_micros(value: datetime | None, what: str) -> int | None:
         raise InvalidInput(f"{what} must be a datetime, not {type(value).__name__}")
     if value.utcoffset() is None:
         raise InvalidInput(f"{what} must be timezone-aware (e.g. datetime.now(UTC))")
-    return (value - EPOCH) // _MICROSECOND
+    since = value - EPOCH  # exact integer arithmetic: no float seconds on the way
+    return (since.days * 86_400 + since.seconds) * 1_000_000 + since.microseconds
 
 
 def from_micros(value: int | None) -> datetime | None:
