@@ -1,7 +1,7 @@
 """Run-record figures (issue 5), on SQLite.
 
 * 100,000 record rows logged in batches of 1,000, against raw sqlite3 ``executemany`` of
-  the same rows into the same table layout (WAL, same indexes) in the same run.
+  the same rows into the same table (a fresh keep's index) in the same run.
 * 100,000 records with a 1 KiB JSON payload each, from 1,000 concurrent asyncio tasks.
 * 10,000 records, one ``log_record_metadata`` call each.
 * Count by status and first page of a master job with 1,000,000 records.
@@ -14,7 +14,6 @@ import multiprocessing
 import sqlite3
 import statistics
 import time
-from pathlib import Path
 from typing import Any
 
 from datakeep.runs import AsyncRunStore, ExecutionJob, MasterJob, Project, Record, RunStore
@@ -39,20 +38,12 @@ def make_records(n: int, prefix: str = "r") -> list[Record]:
 
 
 def raw_sqlite_baseline(rows: list[Record]) -> float:
-    path = WORK / "raw.sqlite"
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-    db = sqlite3.connect(path, isolation_level=None)
-    db.execute("PRAGMA journal_mode = WAL")
+    """The same rows through raw sqlite3 into the same table (a fresh keep's index, with
+    its indexes and constraints, foreign keys on as datakeep runs them)."""
+    new_store("raw-baseline").close()
+    db = sqlite3.connect(WORK / "raw-baseline" / ".datakeep" / "index.sqlite", isolation_level=None)
+    db.execute("PRAGMA foreign_keys = ON")
     db.execute("PRAGMA synchronous = NORMAL")
-    db.execute(
-        "CREATE TABLE runs_records (seq INTEGER PRIMARY KEY, record_uid TEXT UNIQUE NOT NULL,"
-        " job_id TEXT NOT NULL, master_job_id TEXT NOT NULL, status TEXT NOT NULL,"
-        " output_ref TEXT, error_message TEXT, created_at INTEGER, updated_at INTEGER)"
-    )
-    db.execute("CREATE INDEX a ON runs_records (master_job_id, status, seq)")
-    db.execute("CREATE INDEX b ON runs_records (master_job_id, seq)")
-    db.execute("CREATE INDEX c ON runs_records (job_id, status, seq)")
     now = int(time.time() * 1e6)
     tuples = [(r.record_uid, r.job_id, r.master_job_id, r.status, now, now) for r in rows]
     started = time.perf_counter()
@@ -66,6 +57,7 @@ def raw_sqlite_baseline(rows: list[Record]) -> float:
         db.execute("COMMIT")
     elapsed = time.perf_counter() - started
     db.close()
+    clean(WORK / "raw-baseline")
     return elapsed
 
 

@@ -11,13 +11,14 @@ which is portable (no path) and cannot name anything outside the keep.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Row, bindparam, func, select, update
+from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
 from ..content import INLINE_MAX
 from ..digest import parse_digest
@@ -412,30 +413,35 @@ class RunStore:
         unknown = set(payloads) - set(rows)
         if unknown:
             raise InvalidInput(f"data for records not in the batch: {sorted(unknown)[:5]}")
-        ordered = [rows[uid] for uid in sorted(rows)]  # one lock order for every writer
-
         small = {uid: b for uid, b in payloads.items() if len(b) <= INLINE_MAX}
+        refs: dict[str, str] = {}
 
         def run(conn: Connection) -> None:
-            refs = self.keep.store.record_inline(conn, list(small.values()))
-            for uid, ref in zip(small, refs, strict=True):
-                rows[uid]["output_ref"] = ref
-            _log_records(conn, ordered)
+            stored = self.keep.store.record_inline(conn, list(small.values()))
+            refs.update(zip(small, stored, strict=True))
+            # in uid order: concurrent writers then lock rows in the same order
+            _log_records(
+                conn,
+                [
+                    rows[uid]._replace(output_ref=refs[uid]) if uid in refs else rows[uid]
+                    for uid in sorted(rows)
+                ],
+            )
 
         try:
             with self.keep.store.leases.shared():  # no gc between payload and row
                 for uid, blob in payloads.items():
                     if uid not in small:  # files, written before the index transaction
-                        rows[uid]["output_ref"] = self.keep.put(blob).digest
+                        refs[uid] = self.keep.put(blob).digest
                 self.db.transact("logging records", run)
         except IndexFailure as exc:
             # the database refused an unknown job or a job of another master job: say which
             if "foreign key" in str(exc).lower():
-                self._explain_missing_jobs(ordered)
+                self._explain_missing_jobs(rows.values())
             raise
 
-    def _explain_missing_jobs(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        pairs = {(r["job_id"], r["master_job_id"]) for r in rows}
+    def _explain_missing_jobs(self, rows: Iterable[RecordRow]) -> None:
+        pairs = {(r.job_id, r.master_job_id) for r in rows}
         query = select(execution_jobs.c.job_id, execution_jobs.c.master_job_id).where(
             execution_jobs.c.job_id.in_([job for job, _ in pairs])
         )
@@ -582,19 +588,32 @@ def payload_bytes(data: Mapping[str, Any]) -> bytes:
     return text.encode()
 
 
-def _record_row(record: Record) -> dict[str, Any]:
+class RecordRow(NamedTuple):
+    """A checked record as its row (a tuple, so the driver's executemany takes it as is)."""
+
+    record_uid: str
+    job_id: str
+    master_job_id: str
+    status: str
+    output_ref: str | None
+    error_message: str | None
+    created_at: int | None
+    updated_at: int | None
+
+
+def _record_row(record: Record) -> RecordRow:
     if record.output_ref is not None:
         parse_digest(record.output_ref)
-    return {
-        "record_uid": check_id(record.record_uid, "record_uid"),
-        "job_id": check_id(record.job_id, "job_id"),
-        "master_job_id": check_id(record.master_job_id, "master_job_id"),
-        "status": check_status(record.status, RECORD_STATUSES, "record"),
-        "output_ref": record.output_ref,
-        "error_message": record.error_message,
-        "created_at": to_micros(record.created_at, "created_at"),
-        "updated_at": to_micros(record.updated_at, "updated_at"),
-    }
+    return RecordRow(
+        check_id(record.record_uid, "record_uid"),
+        check_id(record.job_id, "job_id"),
+        check_id(record.master_job_id, "master_job_id"),
+        check_status(record.status, RECORD_STATUSES, "record"),
+        record.output_ref,
+        record.error_message,
+        to_micros(record.created_at, "created_at"),
+        to_micros(record.updated_at, "updated_at"),
+    )
 
 
 # -- statements -------------------------------------------------------------------------------
@@ -632,7 +651,7 @@ def _count(conn: Connection, where: Any) -> dict[str, int]:
     return {status: int(n) for status, n in conn.execute(query) if n}
 
 
-def _log_records(conn: Connection, rows: list[dict[str, Any]]) -> None:
+def _log_records(conn: Connection, rows: list[RecordRow]) -> None:
     """Insert new records, update known ones, and move their counts, in one transaction."""
     deltas: dict[tuple[str, str, str], int] = {}
 
@@ -640,26 +659,26 @@ def _log_records(conn: Connection, rows: list[dict[str, Any]]) -> None:
         deltas[(master, job, status)] = deltas.get((master, job, status), 0) + by
 
     inserted = _insert_new(conn, rows)
-    known = [r for r in rows if r["record_uid"] not in inserted]
+    known = [r for r in rows if r.record_uid not in inserted]
     for row in rows:
-        if row["record_uid"] in inserted:
-            move(row["master_job_id"], row["job_id"], row["status"], 1)
+        if row.record_uid in inserted:
+            move(row.master_job_id, row.job_id, row.status, 1)
     if known:
         query = select(records.c.record_uid, records.c.job_id, records.c.status).where(
-            records.c.record_uid.in_([r["record_uid"] for r in known])
+            records.c.record_uid.in_([r.record_uid for r in known])
         )
         if conn.dialect.name == "postgresql":
             query = query.with_for_update()
         before = {uid: (job, status) for uid, job, status in conn.execute(query)}
         for row in known:
-            job, status = before[row["record_uid"]]
-            if job != row["job_id"]:
+            job, status = before[row.record_uid]
+            if job != row.job_id:
                 raise InvalidInput(
-                    f"record {row['record_uid']!r} belongs to execution job {job!r}, "
-                    f"not {row['job_id']!r}"
+                    f"record {row.record_uid!r} belongs to execution job {job!r}, "
+                    f"not {row.job_id!r}"
                 )
-            move(row["master_job_id"], job, status, -1)
-            move(row["master_job_id"], job, row["status"], 1)
+            move(row.master_job_id, job, status, -1)
+            move(row.master_job_id, job, row.status, 1)
         conn.execute(
             update(records)
             .where(records.c.record_uid == _bind("uid"))
@@ -669,7 +688,10 @@ def _log_records(conn: Connection, rows: list[dict[str, Any]]) -> None:
                 error_message=_bind("error_message"),
                 updated_at=_bind("updated_at"),
             ),
-            [{**{f"b_{k}": v for k, v in r.items()}, "b_uid": r["record_uid"]} for r in known],
+            [
+                {**{f"b_{k}": v for k, v in r._asdict().items()}, "b_uid": r.record_uid}
+                for r in known
+            ],
         )
     changes = [
         {"master_job_id": m, "job_id": j, "status": s, "n": n}
@@ -687,19 +709,9 @@ def _log_records(conn: Connection, rows: list[dict[str, Any]]) -> None:
         )
 
 
-_RECORD_COLUMNS = (
-    "record_uid",
-    "job_id",
-    "master_job_id",
-    "status",
-    "output_ref",
-    "error_message",
-    "created_at",
-    "updated_at",
-)
 _SQLITE_INSERT = (
-    f"INSERT INTO runs_records ({', '.join(_RECORD_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(_RECORD_COLUMNS))})"
+    f"INSERT INTO runs_records ({', '.join(RecordRow._fields)}) "
+    f"VALUES ({', '.join('?' * len(RecordRow._fields))})"
 )
 _SQLITE_ADD_COUNTS = (
     "INSERT INTO runs_record_counts (master_job_id, job_id, status, n) VALUES (?, ?, ?, ?) "
@@ -707,16 +719,25 @@ _SQLITE_ADD_COUNTS = (
 )
 
 
-def _insert_new(conn: Connection, rows: list[dict[str, Any]]) -> set[str]:
+def _insert_new(conn: Connection, rows: list[RecordRow]) -> set[str]:
     """Insert the records not stored yet; returns their uids."""
     if conn.dialect.name != "sqlite":
         # concurrent writers may insert the same uid at once: RETURNING says who won
         new = insert_ignore(conn, records, ["record_uid"]).returning(records.c.record_uid)
-        return set(conn.execute(new, rows).scalars())
+        return set(conn.execute(new, [r._asdict() for r in rows]).scalars())
     # SQLite: this transaction holds the write lock, so what is absent now stays absent,
     # and the driver's own executemany skips SQLAlchemy's per-row parameter handling
-    # (logging a batch took 2.5x raw sqlite3 through it)
-    uids = [r["record_uid"] for r in rows]
+    # (logging a batch took 2.5x raw sqlite3 through it). Most batches are all new: try
+    # them in one statement, and only if some exist already, find out which.
+    conn.exec_driver_sql("SAVEPOINT new_records")
+    try:
+        conn.exec_driver_sql(_SQLITE_INSERT, rows)
+        conn.exec_driver_sql("RELEASE new_records")
+        return {r.record_uid for r in rows}
+    except DBIntegrityError:
+        conn.exec_driver_sql("ROLLBACK TO new_records")
+        conn.exec_driver_sql("RELEASE new_records")
+    uids = [r.record_uid for r in rows]
     existing: set[str] = set()
     for i in range(0, len(uids), 500):
         part = tuple(uids[i : i + 500])
@@ -725,10 +746,10 @@ def _insert_new(conn: Connection, rows: list[dict[str, Any]]) -> set[str]:
             f"SELECT record_uid FROM runs_records WHERE record_uid IN ({marks})", part
         )
         existing.update(uid for (uid,) in found)
-    fresh = [r for r in rows if r["record_uid"] not in existing]
+    fresh = [r for r in rows if r.record_uid not in existing]
     if fresh:
-        conn.exec_driver_sql(_SQLITE_INSERT, [tuple(r[c] for c in _RECORD_COLUMNS) for r in fresh])
-    return {r["record_uid"] for r in fresh}
+        conn.exec_driver_sql(_SQLITE_INSERT, fresh)
+    return {r.record_uid for r in fresh}
 
 
 def _bind(name: str) -> Any:
