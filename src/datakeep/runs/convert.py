@@ -22,13 +22,14 @@ def check_id(value: object, what: str) -> str:
 
 def to_micros(value: datetime | None, what: str) -> int | None:
     """Microseconds since the epoch; naive datetimes are refused (their zone is a guess)."""
-    if value is None:
-        return None
-    if not isinstance(value, datetime):
-        raise InvalidInput(f"{what} must be a datetime, not {type(value).__name__}")
-    if value.utcoffset() is None:
-        raise InvalidInput(f"{what} must be timezone-aware (e.g. datetime.now(UTC))")
-    since = value - EPOCH  # exact integer arithmetic: no float seconds on the way
+    try:
+        since = value - EPOCH  # type: ignore[operator]  # exact: no float seconds on the way
+    except TypeError:
+        if value is None:
+            return None
+        if isinstance(value, datetime):  # naive minus aware
+            raise InvalidInput(f"{what} must be timezone-aware (e.g. datetime.now(UTC))") from None
+        raise InvalidInput(f"{what} must be a datetime, not {type(value).__name__}") from None
     return (since.days * 86_400 + since.seconds) * 1_000_000 + since.microseconds
 
 

@@ -11,6 +11,7 @@ which is portable (no path) and cannot name anything outside the keep.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -653,16 +654,17 @@ def _count(conn: Connection, where: Any) -> dict[str, int]:
 
 def _log_records(conn: Connection, rows: list[RecordRow]) -> None:
     """Insert new records, update known ones, and move their counts, in one transaction."""
-    deltas: dict[tuple[str, str, str], int] = {}
+    inserted = _insert_new(conn, rows)
+    if inserted is None:  # all new: the common case, counted in C
+        new, known = rows, []
+    else:
+        new = [r for r in rows if r.record_uid in inserted]
+        known = [r for r in rows if r.record_uid not in inserted]
+    deltas = Counter((r.master_job_id, r.job_id, r.status) for r in new)
 
     def move(master: str, job: str, status: str, by: int) -> None:
-        deltas[(master, job, status)] = deltas.get((master, job, status), 0) + by
+        deltas[(master, job, status)] += by
 
-    inserted = _insert_new(conn, rows)
-    known = [r for r in rows if r.record_uid not in inserted]
-    for row in rows:
-        if row.record_uid in inserted:
-            move(row.master_job_id, row.job_id, row.status, 1)
     if known:
         query = select(records.c.record_uid, records.c.job_id, records.c.status).where(
             records.c.record_uid.in_([r.record_uid for r in known])
@@ -719,8 +721,8 @@ _SQLITE_ADD_COUNTS = (
 )
 
 
-def _insert_new(conn: Connection, rows: list[RecordRow]) -> set[str]:
-    """Insert the records not stored yet; returns their uids."""
+def _insert_new(conn: Connection, rows: list[RecordRow]) -> set[str] | None:
+    """Insert the records not stored yet; returns their uids, or None if that is all."""
     if conn.dialect.name != "sqlite":
         # concurrent writers may insert the same uid at once: RETURNING says who won
         new = insert_ignore(conn, records, ["record_uid"]).returning(records.c.record_uid)
@@ -733,7 +735,7 @@ def _insert_new(conn: Connection, rows: list[RecordRow]) -> set[str]:
     try:
         conn.exec_driver_sql(_SQLITE_INSERT, rows)
         conn.exec_driver_sql("RELEASE new_records")
-        return {r.record_uid for r in rows}
+        return None
     except DBIntegrityError:
         conn.exec_driver_sql("ROLLBACK TO new_records")
         conn.exec_driver_sql("RELEASE new_records")
