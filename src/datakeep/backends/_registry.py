@@ -16,9 +16,18 @@ from ._protocol import Backend
 
 __all__ = ["open_backend", "register_backend", "registered_backends"]
 
+
+def _s3(**config: Any) -> Backend:
+    # imported on use: obstore is not needed to open a local keep
+    from ._s3 import S3Backend
+
+    return S3Backend(**config)
+
+
 _FACTORIES: dict[str, Callable[..., Backend]] = {
     LocalBackend.name: LocalBackend,
     MemoryBackend.name: MemoryBackend,
+    "datakeep.s3@v1": _s3,
 }
 
 
