@@ -92,16 +92,18 @@ def init(
     algorithm: str = "blake3",
     index: str | None = None,
     blobs: str | os.PathLike[str] | None = None,
+    endpoint: str | None = None,
 ) -> Keep:
     """Create a keep in ``path/.datakeep`` and open it.
 
     ``index`` is a ``postgresql://`` URL for a shared index (default: SQLite inside the
-    keep); ``blobs`` a directory for the bytes, such as a shared mount (default: inside
-    the keep).
+    keep); ``blobs`` a directory for the bytes, such as a shared mount, or
+    ``s3://bucket/prefix`` (with ``endpoint`` for an S3-compatible server); default:
+    inside the keep.
     """
     from .keep import init_keep
 
-    return init_keep(path, algorithm, index, blobs)
+    return init_keep(path, algorithm, index, blobs, endpoint)
 
 
 def open_async(path: str | os.PathLike[str] = ".") -> AsyncKeep:

@@ -91,17 +91,45 @@ def _write_config_once(path: Path, config: dict[str, Any]) -> None:
         tmp.unlink()
 
 
+def _blob_config(
+    keep_dir: Path, blobs: str | os.PathLike[str] | None, endpoint: str | None
+) -> dict[str, Any]:
+    """keep.json's ``blobs``: the backend's permanent name and its settings."""
+    if blobs is None:
+        return {"backend": LocalBackend.name, "root": "objects"}
+    text = str(blobs)
+    if text.startswith("s3://"):
+        bucket, _, prefix = text.removeprefix("s3://").partition("/")
+        if not bucket:
+            raise InvalidInput(f"no bucket in {text!r}; use s3://bucket/prefix")
+        return {
+            "backend": "datakeep.s3@v1",
+            "bucket": bucket,
+            "prefix": prefix.strip("/"),
+            "endpoint": endpoint,
+            "region": None,
+        }
+    if "://" in text:
+        raise InvalidInput(f"blobs must be a directory or s3://bucket/prefix, not {text!r}")
+    if endpoint is not None:
+        raise InvalidInput("--endpoint goes with s3:// blobs")
+    return {"backend": LocalBackend.name, "root": str(Path(blobs).resolve())}
+
+
 def init_keep(
     path: str | os.PathLike[str] = ".",
     algorithm: str = DEFAULT_ALGORITHM,
     index: str | None = None,
     blobs: str | os.PathLike[str] | None = None,
+    endpoint: str | None = None,
 ) -> Keep:
     """Create ``path/.datakeep`` and return the open keep.
 
     ``index``: a database URL (default ``index.sqlite`` in the keep). ``blobs``: a
-    directory for the bytes (default ``objects/`` in the keep), recorded as an absolute
-    path since a shared directory does not move with the keep.
+    directory for the bytes (default ``objects/`` in the keep; an absolute path, since a
+    shared directory does not move with the keep) or ``s3://bucket/prefix`` with an
+    optional ``endpoint`` for S3-compatible servers; credentials come from the standard
+    AWS environment, never from keep.json.
     """
     check_algorithm(algorithm)
     if index is not None and "://" not in index:
@@ -109,22 +137,18 @@ def init_keep(
     keep_dir = Path(path).resolve() / KEEP_DIR
     if (keep_dir / CONFIG_FILE).exists():
         raise AlreadyExists(f"a keep already exists in {keep_dir}")
-    blob_root = keep_dir / "objects" if blobs is None else Path(blobs).resolve()
-    if "://" in str(blobs or ""):
-        raise InvalidInput(f"blobs must be a directory for now, not {blobs}")
+    blob_config = _blob_config(keep_dir, blobs, endpoint)
     try:
         keep_dir.mkdir(parents=True, exist_ok=True)
-        blob_root.mkdir(parents=True, exist_ok=True)
+        if blob_config["backend"] == LocalBackend.name:
+            (keep_dir / blob_config["root"]).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InvalidPath(f"cannot create {exc.filename}: {exc.strerror}") from exc
     config = {
         "format": KEEP_FORMAT,
         "algorithm": algorithm,
         "index": index or "index.sqlite",
-        "blobs": {
-            "backend": LocalBackend.name,
-            "root": "objects" if blobs is None else str(blob_root),
-        },
+        "blobs": blob_config,
     }
     _write_config_once(keep_dir / CONFIG_FILE, config)
     try:

@@ -112,21 +112,24 @@ def cli() -> None:
 )
 @click.option(
     "--blobs",
-    metavar="DIR",
-    type=click.Path(file_okay=False),
-    help="Keep the bytes in DIR, e.g. a shared mount (default: .datakeep/objects).",
+    metavar="DIR|s3://BUCKET/PREFIX",
+    help="Keep the bytes in DIR (e.g. a shared mount) or in S3 (default: .datakeep/objects).",
 )
-def init(directory: str, algorithm: str, index: str | None, blobs: str | None) -> None:
+@click.option("--endpoint", metavar="URL", help="An S3-compatible server for s3:// blobs.")
+def init(
+    directory: str, algorithm: str, index: str | None, blobs: str | None, endpoint: str | None
+) -> None:
     """Create a keep in DIRECTORY/.datakeep (index.sqlite + objects/).
 
     \b
     Example:
         datakeep init ~/project --algorithm sha256
         datakeep init --index postgresql://me@db/team --blobs /mnt/shared/blobs
+        datakeep init --blobs s3://bucket/team --endpoint http://minio:9000
     """
     import datakeep
 
-    with datakeep.init(directory, algorithm, index, blobs) as keep:
+    with datakeep.init(directory, algorithm, index, blobs, endpoint) as keep:
         where = "SQLite" if keep.db.dialect == "sqlite" else keep.db.dialect
         click.echo(f"initialized empty keep in {keep.path} ({keep.algorithm}, {where} index)")
 
