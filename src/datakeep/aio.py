@@ -22,6 +22,7 @@ from .progress import ProgressCallback
 
 if TYPE_CHECKING:
     from .maintenance import FsckReport, GcReport
+    from .remotes import TransferReport
 
 __all__ = ["AsyncKeep", "AsyncReader"]
 
@@ -216,4 +217,22 @@ class AsyncKeep:
         progress: ProgressCallback | None = None,
     ) -> GcReport:
         result: GcReport = await self._run(self.keep.gc, grace_s, dry_run, progress)
+        return result
+
+    async def push(
+        self,
+        remote: str | None = None,
+        digests: Iterable[str] | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> TransferReport:
+        result: TransferReport = await self._run(self.keep.push, remote, digests, progress)
+        return result
+
+    async def pull(
+        self,
+        remote: str | None = None,
+        digests: Iterable[str] | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> TransferReport:
+        result: TransferReport = await self._run(self.keep.pull, remote, digests, progress)
         return result

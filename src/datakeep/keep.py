@@ -38,6 +38,7 @@ from .trees import decode_tree, export_tree, put_tree
 
 if TYPE_CHECKING:
     from .maintenance import FsckReport, GcReport
+    from .remotes import Remote, TransferReport
 
 __all__ = ["KEEP_DIR", "Keep", "Problem", "VerifyReport", "find_keep_dir", "init_keep"]
 
@@ -325,6 +326,57 @@ class Keep:
         target.parent.mkdir(parents=True, exist_ok=True)
         self.store.export_file(self.store.key_of(digest), digest, info.size, target, link)
         return info
+
+    # -- remotes -----------------------------------------------------------------------
+    def add_remote(self, name: str, location: str, endpoint: str | None = None) -> Remote:
+        """Register a directory or ``s3://bucket/prefix`` that holds copies."""
+        from .remotes import add_remote
+
+        return add_remote(self.store, name, location, endpoint)
+
+    @property
+    def remotes(self) -> list[Remote]:
+        from .remotes import list_remotes
+
+        return list_remotes(self.store)
+
+    def remove_remote(self, name: str) -> None:
+        """Forget a remote and its inventory (its bytes stay where they are)."""
+        from .remotes import remove_remote
+
+        remove_remote(self.store, name)
+
+    def _remote_name(self, name: str | None) -> str:
+        if name is not None:
+            return name
+        names = [r.name for r in self.remotes]
+        if len(names) != 1:
+            raise InvalidInput(
+                "name the remote: " + (", ".join(names) if names else "none is configured")
+            )
+        return names[0]
+
+    def push(
+        self,
+        remote: str | None = None,
+        digests: Iterable[str] | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> TransferReport:
+        """Copy what the remote lacks (everything, or ``digests`` with trees' files)."""
+        from .remotes import push
+
+        return push(self.store, self._remote_name(remote), digests, progress)
+
+    def pull(
+        self,
+        remote: str | None = None,
+        digests: Iterable[str] | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> TransferReport:
+        """Bring back, verified, what this keep lacks (``digests``, or all the remote holds)."""
+        from .remotes import pull
+
+        return pull(self.store, self._remote_name(remote), digests, progress)
 
     # -- roots and maintenance (maintenance/ is imported only when used) ------------------
     def pin(self, digest: str, note: str = "") -> None:

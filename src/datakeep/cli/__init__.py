@@ -329,4 +329,4 @@ def main() -> None:
     cli(prog_name="datakeep")
 
 
-from . import maintenance, runs  # noqa: E402, F401  (they register their commands)
+from . import maintenance, remotes, runs  # noqa: E402, F401  (they register their commands)

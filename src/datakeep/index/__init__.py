@@ -3,7 +3,16 @@
 from .engine import IndexDatabase, translated
 from .lease import Leases
 from .migrate import ensure_schema
-from .schema import contents, inline_blobs, keep_meta, metadata, pins, placements, tags
+from .schema import (
+    contents,
+    inline_blobs,
+    keep_meta,
+    metadata,
+    pins,
+    placements,
+    remotes,
+    tags,
+)
 
 __all__ = [
     "IndexDatabase",
@@ -15,6 +24,7 @@ __all__ = [
     "metadata",
     "pins",
     "placements",
+    "remotes",
     "tags",
     "translated",
 ]

@@ -25,6 +25,7 @@ REVISIONS: tuple[str, ...] = (
     "0002_pins",
     "0003_runs",
     "0004_inline_blobs",
+    "0005_remotes",
 )
 HEAD = REVISIONS[-1]
 _ADVISORY_LOCK_KEY = 0x6461_7461_6B65_6570 & 0x7FFF_FFFF_FFFF_FFFF  # "datakeep"

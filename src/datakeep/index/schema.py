@@ -28,6 +28,7 @@ __all__ = [
     "metadata",
     "pins",
     "placements",
+    "remotes",
     "tags",
 ]
 
@@ -83,6 +84,17 @@ pins = Table(
     metadata,
     Column("digest", DIGEST, ForeignKey("contents.digest", ondelete="CASCADE"), primary_key=True),
     Column("note", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+# other places that hold copies: another directory or a bucket; their placements rows
+# (location = the remote's name) are the inventory of what each holds
+remotes = Table(
+    "remotes",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("backend", String(64), nullable=False),
+    Column("config", Text, nullable=False),
     Column("created_at", Float, nullable=False),
 )
 

@@ -1,0 +1,133 @@
+"""Remotes, push and pull: to another directory and to S3 (the real endpoint)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import datakeep
+from datakeep.errors import AlreadyExists, IntegrityError, InvalidInput, NotFound
+from datakeep.keep import Keep
+
+from .conftest import run_cli
+from .s3server import S3Endpoint, s3  # noqa: F401  (the session fixture)
+
+Where = Callable[[str], tuple[str, str | None]]
+
+
+@pytest.fixture(params=["directory", "s3"])
+def where(request: pytest.FixtureRequest, tmp_path: Path) -> Where:
+    """Where a remote lives: a fresh directory or a fresh bucket."""
+
+    def place(name: str) -> tuple[str, str | None]:
+        if request.param == "directory":
+            return str(tmp_path / f"remote-{name}"), None
+        endpoint: S3Endpoint = request.getfixturevalue("s3")
+        return f"s3://{endpoint.new_bucket()}/team", endpoint.url
+
+    return place
+
+
+def dataset(root: Path) -> Path:
+    (root / "sub").mkdir(parents=True)
+    for i in range(30):
+        (root / "sub" / f"f{i:02d}").write_bytes(f"small file {i}".encode() * (i + 1))
+    (root / "large.bin").write_bytes(bytes(range(256)) * 40_000)  # 10 MB: staged upload
+    return root
+
+
+def test_push_then_pull_into_an_empty_keep(keep: Keep, tmp_path: Path, where: Where) -> None:
+    location, endpoint = where("a")
+    keep.add_remote("origin", location, endpoint)
+    tree = keep.put_tree(dataset(tmp_path / "data"), tags={"stage": "raw"})
+    loose = keep.put(b"not in the tree")
+    keep.store.put_inline([b'{"small": "inline"}'])
+
+    first = keep.push("origin", [tree.digest])
+    assert first.transferred == 32 and first.already == 0  # 31 files + the manifest
+    assert keep.push("origin", [tree.digest]).transferred == 0  # the inventory knows
+    everything = keep.push()  # the one remote is the default
+    assert everything.transferred == 2  # the loose blob and the inline one
+    assert keep.push().transferred == 0
+
+    fresh = datakeep.init(tmp_path / "elsewhere")
+    fresh.add_remote("origin", location, endpoint)
+    pulled = fresh.pull("origin", [tree.digest])
+    assert pulled.transferred == 32
+    assert fresh.info(tree.digest).kind == "tree"
+    fresh.export(tree.digest, tmp_path / "restored")
+    for path in (tmp_path / "data").rglob("*"):
+        if path.is_file():
+            assert (tmp_path / "restored" / path.relative_to(tmp_path / "data")).read_bytes() == (
+                path.read_bytes()
+            )
+    assert fresh.pull("origin", [tree.digest]).transferred == 0
+    with pytest.raises(NotFound):
+        fresh.get(loose.digest)
+    assert fresh.verify_many().ok and fresh.fsck().ok
+    fresh.close()
+
+
+def test_a_corrupted_remote_object_is_refused_on_pull(
+    keep: Keep, tmp_path: Path, where: Where
+) -> None:
+    location, endpoint = where("b")
+    keep.add_remote("origin", location, endpoint)
+    c = keep.put(b"the true bytes")
+    keep.push("origin")
+    backend = keep.remotes[0].open()
+    key = keep.store.router(c.digest, {})
+    backend.delete(key)
+    backend.create(key, b"the wrong bytes")  # corrupted behind datakeep's back
+    fresh = datakeep.init(tmp_path / "elsewhere")
+    fresh.add_remote("origin", location, endpoint)
+    with pytest.raises(IntegrityError, match="nothing was recorded"):
+        fresh.pull("origin", [c.digest])
+    assert not fresh.exists(c.digest)
+    with pytest.raises(NotFound):
+        fresh.pull("origin", [datakeep.digest.hash_bytes(b"never pushed")])
+    fresh.close()
+
+
+def test_remote_bookkeeping_and_bad_input(keep: Keep, tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match="none is configured"):
+        keep.push()
+    keep.add_remote("one", str(tmp_path / "r1"))
+    keep.add_remote("two", str(tmp_path / "r2"))
+    assert [r.name for r in keep.remotes] == ["one", "two"]
+    with pytest.raises(InvalidInput, match="name the remote"):
+        keep.push()
+    with pytest.raises(AlreadyExists):
+        keep.add_remote("one", str(tmp_path / "r3"))
+    for bad in ("primary", "a/b", "", "x:y"):
+        with pytest.raises(InvalidInput):
+            keep.add_remote(bad, str(tmp_path / "r4"))
+    with pytest.raises(NotFound, match="no remote named 'three'"):
+        keep.push("three")
+    keep.put(b"x")
+    keep.push("one")
+    keep.remove_remote("one")
+    assert [r.name for r in keep.remotes] == ["two"]
+    assert (tmp_path / "r1").exists()  # forgetting a remote deletes no bytes
+
+
+def test_remote_commands(tmp_path: Path) -> None:
+    run_cli("init", cwd=tmp_path)
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "f").write_text("pushed by the CLI")
+    tree = run_cli("put", "d", cwd=tmp_path).stdout.split()[0].decode()
+    run_cli("remote", "add", "nas", str(tmp_path / "nas"), cwd=tmp_path)
+    assert b"nas\t" in run_cli("remote", "ls", cwd=tmp_path).stdout
+    out = run_cli("push", tree, cwd=tmp_path).stdout.decode()  # NAME may be left out
+    assert out.startswith("pushed 2 blob(s)")
+    other = tmp_path / "other"
+    other.mkdir()
+    run_cli("init", cwd=other)
+    run_cli("remote", "add", "nas", str(tmp_path / "nas"), cwd=other)
+    assert run_cli("pull", "nas", tree, cwd=other).stdout.startswith(b"pulled 2 blob(s)")
+    run_cli("get", tree, "restored", cwd=other)
+    assert (other / "restored" / "f").read_text() == "pushed by the CLI"
+    bad = run_cli("push", "nowhere", cwd=tmp_path, check=False)
+    assert bad.returncode == 1 and b"no remote named 'nowhere'" in bad.stderr
