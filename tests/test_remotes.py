@@ -131,3 +131,35 @@ def test_remote_commands(tmp_path: Path) -> None:
     assert (other / "restored" / "f").read_text() == "pushed by the CLI"
     bad = run_cli("push", "nowhere", cwd=tmp_path, check=False)
     assert bad.returncode == 1 and b"no remote named 'nowhere'" in bad.stderr
+
+
+def test_reads_fall_back_to_a_mirror_and_say_so(keep: Keep, tmp_path: Path, where: Where) -> None:
+    from .conftest import blob_path, damage
+
+    location, endpoint = where("m")
+    keep.add_remote("mirror", location, endpoint)
+    gone = keep.put(b"the primary copy will vanish")
+    bad = keep.put(b"the primary copy will rot")
+    keep.push("mirror")
+    blob_path(keep, gone.digest).unlink()
+    damage(blob_path(keep, bad.digest), b"the primary copy WILL ROT")
+    said: list[str] = []
+    keep.on_fallback = said.append
+
+    assert keep.get(gone.digest) == b"the primary copy will vanish"
+    assert keep.get(bad.digest) == b"the primary copy will rot"
+    with keep.open(gone.digest) as reader:
+        assert reader.read() == b"the primary copy will vanish"
+    keep.export(bad.digest, tmp_path / "restored.bin")
+    assert (tmp_path / "restored.bin").read_bytes() == b"the primary copy will rot"
+    assert len(said) == 4 and all("served from mirror 'mirror'" in m for m in said)
+    assert "was not repaired" in said[0]
+    # nothing was repaired behind the user's back: fsck still sees both problems
+    report = keep.fsck()
+    assert report.missing == [gone.digest] and [p.digest for p in report.corrupted] == [bad.digest]
+
+    # a mirror whose copy is bad too is no help: the primary's error stands
+    backend = keep.remotes[0].open()
+    backend.delete(keep.store.router(bad.digest, {}))
+    with pytest.raises(IntegrityError):
+        keep.get(bad.digest)

@@ -16,20 +16,29 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import secrets
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from sqlalchemy import select
 
 from .backends import LocalBackend, open_backend
 from .content import CHUNK, Content, ContentStore, LinkMode, Page, Problem, Stored
 from .digest import DEFAULT_ALGORITHM, check_algorithm, parse_digest
-from .errors import AlreadyExists, DatakeepError, IndexFailure, InvalidInput, InvalidPath, NotFound
+from .errors import (
+    AlreadyExists,
+    DatakeepError,
+    IndexFailure,
+    IntegrityError,
+    InvalidInput,
+    InvalidPath,
+    NotFound,
+)
 from .index import IndexDatabase, ensure_schema, keep_meta
 from .index.upsert import insert_ignore
 from .progress import Progress, ProgressCallback
@@ -41,6 +50,9 @@ if TYPE_CHECKING:
     from .remotes import Remote, TransferReport
 
 __all__ = ["KEEP_DIR", "Keep", "Problem", "VerifyReport", "find_keep_dir", "init_keep"]
+
+T = TypeVar("T")
+_log = logging.getLogger("datakeep")
 
 KEEP_DIR = ".datakeep"
 CONFIG_FILE = "keep.json"
@@ -165,6 +177,9 @@ class Keep:
 
     def __init__(self, keep_dir: Path) -> None:
         self.path = keep_dir
+        self.on_fallback: Callable[[str], None] | None = None
+        """Told (one line) whenever a read is served by a mirror because the primary
+        copy is missing or bad; the primary is never repaired behind your back."""
         try:
             config = json.loads((keep_dir / CONFIG_FILE).read_text())
         except FileNotFoundError:
@@ -281,12 +296,40 @@ class Keep:
 
     # -- reading -------------------------------------------------------------------------
     def get(self, digest: str) -> bytes:
-        """The bytes of ``digest``, verified."""
-        return self.store.get(digest)
+        """The bytes of ``digest``, verified; from a mirror if the primary copy fails."""
+        try:
+            return self.store.get(digest)
+        except (NotFound, IntegrityError) as exc:
+            from .remotes import read_from_mirror
+
+            return self._fall_back(digest, exc, read_from_mirror)
 
     def open(self, digest: str) -> io.BufferedReader:
-        """A binary reader that raises :class:`IntegrityError` before handing out bad bytes."""
-        return self.store.open(digest)
+        """A binary reader that raises :class:`IntegrityError` before handing out bad bytes;
+        from a mirror if the primary copy is missing."""
+        try:
+            return self.store.open(digest)
+        except NotFound as exc:
+            from .remotes import open_from_mirror
+
+            return self._fall_back(digest, exc, open_from_mirror)
+
+    def _fall_back(
+        self, digest: str, failure: Exception, read: Callable[[ContentStore, str], tuple[str, T]]
+    ) -> T:
+        """Serve ``digest`` from a mirror, saying so; else raise the primary's failure."""
+        try:
+            mirror, result = read(self.store, str(parse_digest(digest)))
+        except NotFound:
+            raise failure from None
+        message = (
+            f"{digest} served from mirror {mirror!r}: the primary copy failed ({failure}); "
+            f"it was not repaired (see 'datakeep fsck', 'datakeep pull {mirror} {digest}')"
+        )
+        _log.warning(message)
+        if self.on_fallback is not None:
+            self.on_fallback(message)
+        return result
 
     def stream(self, digest: str, chunk_size: int = CHUNK) -> Iterator[bytes]:
         """Verified chunks of ``digest``."""
@@ -324,7 +367,15 @@ class Keep:
         if target.exists() or target.is_symlink():
             raise AlreadyExists(f"{target} already exists")
         target.parent.mkdir(parents=True, exist_ok=True)
-        self.store.export_file(self.store.key_of(digest), digest, info.size, target, link)
+        try:
+            self.store.export_file(self.store.key_of(digest), digest, info.size, target, link)
+        except (NotFound, IntegrityError) as exc:
+            from .remotes import read_from_mirror
+
+            data = self._fall_back(digest, exc, read_from_mirror)
+            staging = target.with_name(f".{target.name}.datakeep-tmp")
+            staging.write_bytes(data)
+            staging.rename(target)
         return info
 
     # -- remotes -----------------------------------------------------------------------

@@ -10,6 +10,7 @@ a blob already on the remote is never sent twice and never overwritten.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import time
@@ -23,9 +24,19 @@ from sqlalchemy import and_, delete, exists, select
 from sqlalchemy.orm import aliased
 
 from .backends import Backend, LocalBackend, open_backend
-from .content import INLINE_KEY, PRIMARY, ContentStore, Written, key_of_pointer, pointer_of
+from .content import (
+    CHUNK,
+    INLINE_KEY,
+    PRIMARY,
+    ContentStore,
+    VerifiedReader,
+    Written,
+    drain_verified,
+    key_of_pointer,
+    pointer_of,
+)
 from .digest import parse_digest
-from .errors import AlreadyExists, IntegrityError, InvalidInput, NotFound
+from .errors import AlreadyExists, IntegrityError, InvalidInput, NotFound, StorageError
 from .index import contents, placements, remotes
 from .index.upsert import insert_ignore
 from .progress import Progress, ProgressCallback
@@ -37,8 +48,11 @@ __all__ = [
     "add_remote",
     "get_remote",
     "list_remotes",
+    "mirrors_of",
+    "open_from_mirror",
     "pull",
     "push",
+    "read_from_mirror",
     "remove_remote",
 ]
 
@@ -345,3 +359,54 @@ def _fetch(
                 _record_blobs(store, batch)
     report.already += len(held)
     return sorted(set(digests))
+
+
+# -- mirrors: reads that fall back when the primary fails --------------------------------
+def mirrors_of(store: ContentStore, digest: str) -> list[tuple[Remote, str]]:
+    """(remote, key) of every remote the inventory says holds ``digest``."""
+    query = select(placements.c.location, placements.c.pointer).where(
+        placements.c.digest == digest, placements.c.location != PRIMARY
+    )
+    with store.db.read("finding mirrors") as conn:
+        held = {location: pointer for location, pointer in conn.execute(query)}
+    return [(r, key_of_pointer(held[r.name])) for r in list_remotes(store) if r.name in held]
+
+
+def open_from_mirror(store: ContentStore, digest: str) -> tuple[str, io.BufferedReader]:
+    """A verified reader of ``digest`` from the first mirror that has it: (its name, reader)."""
+    size = _recorded_size(store, digest)
+    failures = []
+    for remote, key in mirrors_of(store, digest):
+        try:
+            raw = remote.open().open(key)
+        except (NotFound, StorageError) as exc:
+            failures.append(f"{remote.name}: {exc}")
+            continue
+        return remote.name, io.BufferedReader(VerifiedReader(raw, digest, size), CHUNK)
+    raise NotFound(_none_good(digest, failures))
+
+
+def read_from_mirror(store: ContentStore, digest: str) -> tuple[str, bytes]:
+    """The verified bytes of ``digest`` from the first mirror whose copy is good."""
+    size = _recorded_size(store, digest)
+    failures = []
+    for remote, key in mirrors_of(store, digest):
+        data = bytearray()
+        try:
+            with remote.open().open(key) as raw:
+                drain_verified(raw, digest, size, data.extend)
+        except (NotFound, StorageError, IntegrityError) as exc:
+            failures.append(f"{remote.name}: {exc}")
+            continue
+        return remote.name, bytes(data)
+    raise NotFound(_none_good(digest, failures))
+
+
+def _none_good(digest: str, failures: list[str]) -> str:
+    return f"no mirror holds a good copy of {digest}" + (
+        f" ({'; '.join(failures)})" if failures else ""
+    )
+
+
+def _recorded_size(store: ContentStore, digest: str) -> int:
+    return store.info(digest).size
