@@ -163,3 +163,36 @@ def test_reads_fall_back_to_a_mirror_and_say_so(keep: Keep, tmp_path: Path, wher
     backend.delete(keep.store.router(bad.digest, {}))
     with pytest.raises(IntegrityError):
         keep.get(bad.digest)
+
+
+def test_verify_remote_checks_the_inventory(keep: Keep, tmp_path: Path, where: Where) -> None:
+    location, endpoint = where("v")
+    keep.add_remote("backup", location, endpoint)
+    a, b, c = (keep.put(f"blob {i}".encode() * 100) for i in range(3))
+    keep.push("backup")
+    assert keep.verify_remote("backup").ok and keep.verify_remote("backup", rehash=True).ok
+    backend = keep.remotes[0].open()
+    backend.delete(keep.store.router(a.digest, {}))
+    backend.delete(keep.store.router(b.digest, {}))
+    backend.create(keep.store.router(b.digest, {}), b"x" * len(b"blob 1" * 100))  # same size
+    quick = keep.verify_remote("backup")
+    assert [p.digest for p in quick.problems] == [a.digest] and "missing" in quick.problems[0].error
+    full = keep.verify_remote("backup", rehash=True)
+    assert sorted(p.digest for p in full.problems) == sorted([a.digest, b.digest])
+    assert full.checked == 3 and c.digest not in {p.digest for p in full.problems}
+
+
+def test_verify_remote_command(tmp_path: Path) -> None:
+    run_cli("init", cwd=tmp_path)
+    (tmp_path / "f").write_text("to check")
+    run_cli("put", "f", cwd=tmp_path)
+    run_cli("remote", "add", "nas", str(tmp_path / "nas"), cwd=tmp_path)
+    run_cli("push", cwd=tmp_path)
+    ok = run_cli("verify", "--remote", "nas", "--rehash", cwd=tmp_path)
+    assert ok.stdout.startswith(b"ok: 1 contents")
+    for path in (tmp_path / "nas").rglob("*"):
+        if path.is_file():
+            path.chmod(0o644)
+            path.unlink()
+    bad = run_cli("verify", "--remote", "nas", cwd=tmp_path, check=False)
+    assert bad.returncode == 1 and b"missing from remote nas" in bad.stdout

@@ -429,6 +429,15 @@ class Keep:
 
         return pull(self.store, self._remote_name(remote), digests, progress)
 
+    def verify_remote(
+        self, remote: str, rehash: bool = False, progress: ProgressCallback | None = None
+    ) -> VerifyReport:
+        """Check that ``remote`` holds what the index says (sizes; bytes with ``rehash``)."""
+        from .remotes import verify_remote
+
+        checked, nbytes, problems = verify_remote(self.store, remote, rehash, progress)
+        return VerifyReport(checked, nbytes, problems)
+
     # -- roots and maintenance (maintenance/ is imported only when used) ------------------
     def pin(self, digest: str, note: str = "") -> None:
         """Keep ``digest`` (for a tree, with its files) through every gc until unpinned."""

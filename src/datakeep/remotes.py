@@ -29,6 +29,7 @@ from .content import (
     INLINE_KEY,
     PRIMARY,
     ContentStore,
+    Problem,
     VerifiedReader,
     Written,
     drain_verified,
@@ -54,6 +55,7 @@ __all__ = [
     "push",
     "read_from_mirror",
     "remove_remote",
+    "verify_remote",
 ]
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
@@ -410,3 +412,39 @@ def _none_good(digest: str, failures: list[str]) -> str:
 
 def _recorded_size(store: ContentStore, digest: str) -> int:
     return store.info(digest).size
+
+
+def verify_remote(
+    store: ContentStore,
+    name: str,
+    rehash: bool = False,
+    progress: ProgressCallback | None = None,
+) -> tuple[int, int, list[Problem]]:
+    """Check that remote ``name`` holds what the inventory says: each blob present with
+    its size, and with ``rehash`` its bytes too. Returns (blobs, bytes, problems)."""
+    remote = get_remote(store, name)
+    backend = remote.open()
+    query = (
+        select(placements.c.digest, contents.c.size, placements.c.pointer)
+        .join(contents, contents.c.digest == placements.c.digest)
+        .where(placements.c.location == name)
+        .order_by(placements.c.digest)
+    )
+    with store.db.read("reading the remote inventory") as conn:
+        rows = conn.execute(query).all()
+    problems: list[Problem] = []
+    for done, (digest, size, pointer) in enumerate(rows, start=1):
+        key = key_of_pointer(pointer)
+        try:
+            if rehash:
+                with backend.open(key) as raw:
+                    drain_verified(raw, digest, size)
+            elif (found := backend.head(key).size) != size:
+                raise IntegrityError(f"{digest} has {found} bytes on {name}, not {size}")
+        except NotFound:
+            problems.append(Problem(digest, f"missing from remote {name} ({key})"))
+        except (IntegrityError, StorageError) as exc:
+            problems.append(Problem(digest, f"on remote {name}: {exc}"))
+        if progress is not None:
+            progress(Progress("verify", done, len(rows), size))
+    return len(rows), sum(size for _, size, _ in rows), problems

@@ -260,18 +260,25 @@ def info(digest: str, as_json: bool) -> None:
 @cli.command()
 @click.argument("digests", nargs=-1)
 @click.option("--all", "everything", is_flag=True, help="Verify every stored content.")
+@click.option("--remote", metavar="NAME", help="Check what remote NAME holds instead.")
+@click.option("--rehash", is_flag=True, help="With --remote: download and re-hash every blob.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def verify(digests: tuple[str, ...], everything: bool, as_json: bool) -> None:
+def verify(
+    digests: tuple[str, ...], everything: bool, remote: str | None, rehash: bool, as_json: bool
+) -> None:
     """Re-hash stored contents; exit 1 and list each problem if any is bad.
 
     \b
     Example:
         datakeep verify --all
     """
-    if bool(digests) == everything:
-        raise click.UsageError("give DIGEST... or --all")
+    if remote is None and bool(digests) == everything:
+        raise click.UsageError("give DIGEST..., --all or --remote NAME")
     with _open() as keep, _progress("verify") as report:
-        result = keep.verify_many(None if everything else digests, report)
+        if remote is not None:
+            result = keep.verify_remote(remote, rehash, report)
+        else:
+            result = keep.verify_many(None if everything else digests, report)
     if as_json:
         click.echo(
             json.dumps(
