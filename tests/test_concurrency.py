@@ -198,3 +198,49 @@ def test_sigkill_of_record_writers_leaves_no_row_without_its_data(
         assert rows == logged  # the counts agree with the rows
         report = runs.keep.fsck()
         assert report.ok, report
+
+
+def test_sigkill_during_push_and_pull_resumes_and_records_only_the_truth(
+    tmp_path: Path, index_url: str | None
+) -> None:
+    project, other = tmp_path / "project", tmp_path / "other"
+    data = tmp_path / "data"
+    rng = random.Random(3)
+    for d in range(20):
+        (data / f"d{d}").mkdir(parents=True)
+        for f in range(100):
+            (data / f"d{d}" / f"f{f}").write_bytes(rng.randbytes(2048))
+    with datakeep.init(project, index=index_url) as keep:
+        tree = keep.put_tree(data).digest
+        keep.add_remote("nas", str(tmp_path / "nas"))
+    with datakeep.init(other) as keep:
+        keep.add_remote("nas", str(tmp_path / "nas"))
+
+    def interrupted(args: list[str], cwd: Path) -> bool:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "datakeep", *args],
+            cwd=cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(1.0)  # start-up is about 0.3 s; the transfer takes several seconds
+        child.send_signal(signal.SIGKILL)
+        return child.wait() == -signal.SIGKILL
+
+    assert interrupted(["push", "nas", tree], project), "the kill should land mid-push"
+    with datakeep.open(project) as keep:
+        assert keep.verify_remote("nas", rehash=True).ok  # the inventory claims only the truth
+        recorded_before = keep.verify_remote("nas").checked
+        report = keep.push("nas", [tree])
+        # resumed: what the inventory had is skipped, what reached the remote unrecorded is
+        # recognised (never sent or overwritten again), the rest is sent
+        assert recorded_before + report.already + report.transferred == 2001
+        assert report.transferred < 2001
+        assert keep.push("nas", [tree]).transferred == 0
+        assert keep.verify_remote("nas", rehash=True).checked == 2001
+    assert interrupted(["pull", "nas", tree], other), "the kill should land mid-pull"
+    with datakeep.open(other) as keep:
+        assert keep.fsck().ok  # what was recorded is there and verifies
+        keep.pull("nas", [tree])
+        keep.export(tree, tmp_path / "restored")
+    assert (tmp_path / "restored" / "d7" / "f42").read_bytes() == (data / "d7" / "f42").read_bytes()
