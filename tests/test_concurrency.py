@@ -203,44 +203,60 @@ def test_sigkill_of_record_writers_leaves_no_row_without_its_data(
 def test_sigkill_during_push_and_pull_resumes_and_records_only_the_truth(
     tmp_path: Path, index_url: str | None
 ) -> None:
-    project, other = tmp_path / "project", tmp_path / "other"
+    project, other, scratch = tmp_path / "project", tmp_path / "other", tmp_path / "scratch"
     data = tmp_path / "data"
     rng = random.Random(3)
     for d in range(20):
         (data / f"d{d}").mkdir(parents=True)
         for f in range(100):
             (data / f"d{d}" / f"f{f}").write_bytes(rng.randbytes(2048))
+    for i in range(40):  # packable, so several packs
+        (data / f"mid{i}.bin").write_bytes(rng.randbytes(600_000))
+    for i in range(3):  # one object each, streamed
+        (data / f"large{i}.bin").write_bytes(rng.randbytes(12_000_000))
+    blobs = 20 * 100 + 40 + 3 + 1  # files and the manifest
     with datakeep.init(project, index=index_url) as keep:
         tree = keep.put_tree(data).digest
-        keep.add_remote("nas", str(tmp_path / "nas"))
-    with datakeep.init(other) as keep:
-        keep.add_remote("nas", str(tmp_path / "nas"))
+        for name in ("nas", "scratch"):
+            keep.add_remote(name, str(tmp_path / name))
+    for keep_dir in (other, scratch):
+        with datakeep.init(keep_dir) as keep:
+            keep.add_remote("nas", str(tmp_path / "nas"))
 
-    def interrupted(args: list[str], cwd: Path) -> bool:
+    def cli(args: list[str], cwd: Path, kill_after: float | None = None) -> float:
+        """Run the command; with ``kill_after`` SIGKILL it then (asserting it was running)."""
+        started = time.monotonic()
         child = subprocess.Popen(
             [sys.executable, "-m", "datakeep", *args],
             cwd=cwd,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        time.sleep(1.0)  # start-up is about 0.3 s; the transfer takes several seconds
-        child.send_signal(signal.SIGKILL)
-        return child.wait() == -signal.SIGKILL
+        if kill_after is not None:
+            time.sleep(kill_after)
+            child.send_signal(signal.SIGKILL)
+            assert child.wait() == -signal.SIGKILL, "the kill should land mid-transfer"
+        else:
+            assert child.wait() == 0
+        return time.monotonic() - started
 
-    assert interrupted(["push", "nas", tree], project), "the kill should land mid-push"
+    # how long a whole push and pull take here, to kill in the middle of one
+    push_time = cli(["push", "scratch", tree], project)
+    cli(["push", "nas", tree], project, kill_after=push_time * 0.6)
     with datakeep.open(project) as keep:
         assert keep.verify_remote("nas", rehash=True).ok  # the inventory claims only the truth
         recorded_before = keep.verify_remote("nas").checked
         report = keep.push("nas", [tree])
-        # resumed: what the inventory had is skipped, what reached the remote unrecorded is
-        # recognised (never sent or overwritten again), the rest is sent
-        assert recorded_before + report.already + report.transferred == 2001
-        assert report.transferred < 2001
+        # resumed: what the inventory had is skipped; the rest is sent (create-only: an
+        # object that made it is never overwritten)
+        assert recorded_before + report.already + report.transferred == blobs
         assert keep.push("nas", [tree]).transferred == 0
-        assert keep.verify_remote("nas", rehash=True).checked == 2001
-    assert interrupted(["pull", "nas", tree], other), "the kill should land mid-pull"
+        assert keep.verify_remote("nas", rehash=True).checked == blobs
+    pull_time = cli(["pull", "nas", tree], scratch)
+    cli(["pull", "nas", tree], other, kill_after=pull_time * 0.6)
     with datakeep.open(other) as keep:
         assert keep.fsck().ok  # what was recorded is there and verifies
         keep.pull("nas", [tree])
         keep.export(tree, tmp_path / "restored")
-    assert (tmp_path / "restored" / "d7" / "f42").read_bytes() == (data / "d7" / "f42").read_bytes()
+    for name in ("d7/f42", "mid3.bin", "large2.bin"):
+        assert (tmp_path / "restored" / name).read_bytes() == (data / name).read_bytes()

@@ -30,6 +30,36 @@ def where(request: pytest.FixtureRequest, tmp_path: Path) -> Where:
     return place
 
 
+def where_on_remote(keep: Keep, remote: str, digest: str) -> dict[str, object]:
+    """The inventory's pointer: {"key": ...} or, for a packed blob, {"pack", "offset", ...}."""
+    import json
+
+    from sqlalchemy import select
+
+    from datakeep.index import placements
+
+    with keep.db.read() as conn:
+        pointer = conn.execute(
+            select(placements.c.pointer).where(
+                placements.c.digest == digest, placements.c.location == remote
+            )
+        ).scalar_one()
+    return dict(json.loads(pointer))
+
+
+def spoil_on_remote(keep: Keep, remote: str, digest: str) -> None:
+    """Alter a blob on the remote (same size), behind datakeep's back."""
+    backend = next(r for r in keep.remotes if r.name == remote).open()
+    pointer = where_on_remote(keep, remote, digest)
+    key = str(pointer.get("pack") or pointer["key"])
+    data = bytearray(backend.read(key))
+    start = int(pointer.get("offset", 0))  # type: ignore[call-overload]
+    length = int(pointer.get("length", len(data)))  # type: ignore[call-overload]
+    data[start + length // 2] ^= 0xFF
+    backend.delete(key)
+    backend.create(key, bytes(data))
+
+
 def dataset(root: Path) -> Path:
     (root / "sub").mkdir(parents=True)
     for i in range(30):
@@ -77,10 +107,8 @@ def test_a_corrupted_remote_object_is_refused_on_pull(
     keep.add_remote("origin", location, endpoint)
     c = keep.put(b"the true bytes")
     keep.push("origin")
-    backend = keep.remotes[0].open()
-    key = keep.store.router(c.digest, {})
-    backend.delete(key)
-    backend.create(key, b"the wrong bytes")  # corrupted behind datakeep's back
+    assert "pack" in where_on_remote(keep, "origin", c.digest)  # small blobs travel packed
+    spoil_on_remote(keep, "origin", c.digest)
     fresh = datakeep.init(tmp_path / "elsewhere")
     fresh.add_remote("origin", location, endpoint)
     with pytest.raises(IntegrityError, match="nothing was recorded"):
@@ -159,8 +187,7 @@ def test_reads_fall_back_to_a_mirror_and_say_so(keep: Keep, tmp_path: Path, wher
     assert report.missing == [gone.digest] and [p.digest for p in report.corrupted] == [bad.digest]
 
     # a mirror whose copy is bad too is no help: the primary's error stands
-    backend = keep.remotes[0].open()
-    backend.delete(keep.store.router(bad.digest, {}))
+    spoil_on_remote(keep, "mirror", bad.digest)
     with pytest.raises(IntegrityError):
         keep.get(bad.digest)
 
@@ -171,15 +198,15 @@ def test_verify_remote_checks_the_inventory(keep: Keep, tmp_path: Path, where: W
     a, b, c = (keep.put(f"blob {i}".encode() * 100) for i in range(3))
     keep.push("backup")
     assert keep.verify_remote("backup").ok and keep.verify_remote("backup", rehash=True).ok
-    backend = keep.remotes[0].open()
-    backend.delete(keep.store.router(a.digest, {}))
-    backend.delete(keep.store.router(b.digest, {}))
-    backend.create(keep.store.router(b.digest, {}), b"x" * len(b"blob 1" * 100))  # same size
-    quick = keep.verify_remote("backup")
-    assert [p.digest for p in quick.problems] == [a.digest] and "missing" in quick.problems[0].error
+    spoil_on_remote(keep, "backup", b.digest)  # same size, other bytes
+    assert keep.verify_remote("backup").ok  # sizes alone cannot tell
     full = keep.verify_remote("backup", rehash=True)
-    assert sorted(p.digest for p in full.problems) == sorted([a.digest, b.digest])
-    assert full.checked == 3 and c.digest not in {p.digest for p in full.problems}
+    assert [p.digest for p in full.problems] == [b.digest] and full.checked == 3
+    pack = str(where_on_remote(keep, "backup", a.digest)["pack"])
+    keep.remotes[0].open().delete(pack)
+    gone = keep.verify_remote("backup")
+    assert sorted(p.digest for p in gone.problems) == sorted([a.digest, b.digest, c.digest])
+    assert all("missing from remote backup" in p.error for p in gone.problems)
 
 
 def test_verify_remote_command(tmp_path: Path) -> None:

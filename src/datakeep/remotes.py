@@ -14,11 +14,11 @@ import io
 import json
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 from sqlalchemy import and_, delete, exists, select
 from sqlalchemy.orm import aliased
@@ -26,7 +26,6 @@ from sqlalchemy.orm import aliased
 from .backends import Backend, LocalBackend, open_backend
 from .content import (
     CHUNK,
-    INLINE_KEY,
     PRIMARY,
     ContentStore,
     Problem,
@@ -40,6 +39,15 @@ from .digest import parse_digest
 from .errors import AlreadyExists, IntegrityError, InvalidInput, NotFound, StorageError
 from .index import contents, placements, remotes
 from .index.upsert import insert_ignore
+from .packs import (
+    PACK_LIMIT,
+    PACKABLE,
+    TRAILER_SIZE,
+    build_pack,
+    pack_pointer,
+    read_table,
+    table_length,
+)
 from .progress import Progress, ProgressCallback
 from .trees import TREE_FORMAT, tree_members
 
@@ -213,42 +221,55 @@ def push(
     report = TransferReport()
     todo = list(_unsent(store, name, chosen))
 
-    def send(row: Any) -> tuple[str, int, str, bool]:
-        digest, size, _kind, pointer = row
-        key = key_of_pointer(pointer)
-        if key == INLINE_KEY:  # kept in the index here; a file on the remote
-            key = store.router(digest, {})
-        if size <= 8 << 20:
-            written = target.create(key, store.get(digest))
-        else:
+    def send(unit: list[Any]) -> list[tuple[str, int, str, bool]]:
+        """Store one large blob as its own object, or a pack of small ones."""
+        if len(unit) == 1 and unit[0][1] > PACKABLE:
+            digest, size, _kind, pointer = unit[0]
+            key = key_of_pointer(pointer)
             with store.open(digest) as reader, target.stage() as staged:
                 while chunk := reader.read(1 << 20):
                     staged.write(chunk)
                 written = staged.commit(key)
-        return digest, size, key, written
+            return [(digest, size, pointer_of(key), written)]
+        key, data, entries = build_pack((row[0], store.get(row[0])) for row in unit)
+        written = target.create(key, data)  # content-addressed: the same pack if it exists
+        return [(e.digest, e.length, json.dumps(pack_pointer(key, e)), written) for e in entries]
 
     recorded: list[dict[str, Any]] = []
-    # whatever reached the remote is recorded, even if a later blob fails
+    # whatever reached the remote is recorded, even if a later object fails
     with ThreadPoolExecutor(_WORKERS) as pool, _finally(_record_placements, store, recorded):
-        for digest, size, key, written in pool.map(send, todo):
-            recorded.append(
-                {
-                    "digest": digest,
-                    "location": name,
-                    "backend": target.name,
-                    "pointer": pointer_of(key),
-                }
-            )
-            if written:
-                report.transferred += 1
-                report.nbytes += size
-            else:
-                report.already += 1
-            if progress is not None:
-                progress(Progress("push", report.transferred + report.already, len(todo), size))
+        for sent in pool.map(send, _units(todo)):
+            for digest, size, pointer, written in sent:
+                recorded.append(
+                    {"digest": digest, "location": name, "backend": target.name, "pointer": pointer}
+                )
+                if written:
+                    report.transferred += 1
+                    report.nbytes += size
+                else:
+                    report.already += 1
+                if progress is not None:
+                    progress(Progress("push", report.transferred + report.already, len(todo), size))
             if len(recorded) >= _BATCH:
                 _record_placements(store, recorded)
     return report
+
+
+def _units(rows: list[Any]) -> Iterator[list[Any]]:
+    """Large blobs one by one; small ones grouped into packs of up to PACK_LIMIT bytes."""
+    pack: list[Any] = []
+    size = 0
+    for row in rows:
+        if row[1] > PACKABLE:
+            yield [row]
+            continue
+        pack.append(row)
+        size += row[1]
+        if size >= PACK_LIMIT:
+            yield pack
+            pack, size = [], 0
+    if pack:
+        yield pack
 
 
 def _record_placements(store: ContentStore, rows: list[dict[str, Any]]) -> None:
@@ -286,10 +307,10 @@ def pull(
     else:
         wanted = [str(parse_digest(d)) for d in digests]
     with store.leases.shared():
-        roots = _fetch(store, source, wanted, report, progress)
+        roots = _fetch(store, name, source, wanted, report, progress)
         trees = [d for d in roots if _is_tree(store, d)]
         members = sorted({m for t in trees for m in tree_members(store.get(t), store.algorithm)})
-        _fetch(store, source, members, report, progress)
+        _fetch(store, name, source, members, report, progress)
         if trees:
             store.db.transact(
                 "marking pulled trees",
@@ -328,6 +349,7 @@ def _is_tree(store: ContentStore, digest: str) -> bool:
 
 def _fetch(
     store: ContentStore,
+    name: str,
     source: Backend,
     digests: Sequence[str],
     report: TransferReport,
@@ -336,51 +358,102 @@ def _fetch(
     """Copy ``digests`` the primary lacks from ``source``, verified; returns all of them."""
     held = set(digests) - store.missing(digests)
     lacking = [d for d in sorted(set(digests)) if d not in held]
+    where = _locate(store, name, source, lacking)
+    singles = [[d] for d in lacking if "pack" not in where.get(d, {})]
+    by_pack: dict[str, list[str]] = {}
+    for d in lacking:
+        if "pack" in where.get(d, {}):
+            by_pack.setdefault(where[d]["pack"], []).append(d)
 
-    def fetch(digest: str) -> Written:
-        key = store.router(digest, {})
-        with source.open(key) as raw:
-            written = store.write_stream(raw)
-        if written.digest != digest:
-            raise IntegrityError(
-                f"remote object {key} is not {digest}: its bytes hash to {written.digest}; "
-                "nothing was recorded"
-            )
-        return written
+    def fetch(unit: list[str]) -> list[Written]:
+        if len(unit) == 1 and "pack" not in where.get(unit[0], {}):
+            digest = unit[0]
+            key = where.get(digest, {}).get("key") or store.router(digest, {})
+            with source.open(key) as raw:
+                return [_checked(store.write_stream(raw), digest, key)]
+        pack = where[unit[0]]["pack"]
+        start = min(where[d]["offset"] for d in unit)
+        end = max(where[d]["offset"] + where[d]["length"] for d in unit)
+        span = source.read(pack, start, end)  # one ranged request per pack
+        return [
+            _checked(store.write_bytes(span[o - start : o - start + where[d]["length"]]), d, pack)
+            for d in unit
+            for o in [where[d]["offset"]]
+        ]
 
     batch: list[Written] = []
     # whatever arrived verified is recorded, even if a later blob fails
     with ThreadPoolExecutor(_WORKERS) as pool, _finally(_record_blobs, store, batch):
-        for written in pool.map(fetch, lacking):
-            batch.append(written)
-            report.transferred += 1
-            report.nbytes += written.size
-            if progress is not None:
-                progress(Progress("pull", report.transferred, len(lacking), written.size))
+        for written_unit in pool.map(fetch, [*singles, *by_pack.values()]):
+            for written in written_unit:
+                batch.append(written)
+                report.transferred += 1
+                report.nbytes += written.size
+                if progress is not None:
+                    progress(Progress("pull", report.transferred, len(lacking), written.size))
             if len(batch) >= _BATCH:
                 _record_blobs(store, batch)
     report.already += len(held)
     return sorted(set(digests))
 
 
+def _checked(written: Written, digest: str, where: str) -> Written:
+    if written.digest != digest:
+        raise IntegrityError(
+            f"remote object {where} does not hold {digest}: the bytes hash to "
+            f"{written.digest}; nothing was recorded"
+        )
+    return written
+
+
+def _locate(
+    store: ContentStore, name: str, source: Backend, digests: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """Where each digest is on the remote: from the inventory, else from the tables of the
+    remote's packs (a keep that never pushed there has no inventory); a digest found in
+    neither is looked for under its usual key."""
+    found: dict[str, dict[str, Any]] = {}
+    for i in range(0, len(digests), _BATCH):
+        query = select(placements.c.digest, placements.c.pointer).where(
+            placements.c.location == name, placements.c.digest.in_(digests[i : i + _BATCH])
+        )
+        with store.db.read("reading the remote inventory") as conn:
+            found.update((d, json.loads(p)) for d, p in conn.execute(query))
+    if len(found) < len(set(digests)):
+        for info in source.list("packs/"):
+            trailer = source.read(info.key, info.size - TRAILER_SIZE, info.size)
+            tail_start = info.size - TRAILER_SIZE - table_length(trailer)
+            for entry in read_table(info.size, source.read(info.key, tail_start, info.size)):
+                found.setdefault(entry.digest, pack_pointer(info.key, entry))
+    return found
+
+
 # -- mirrors: reads that fall back when the primary fails --------------------------------
-def mirrors_of(store: ContentStore, digest: str) -> list[tuple[Remote, str]]:
-    """(remote, key) of every remote the inventory says holds ``digest``."""
+def mirrors_of(store: ContentStore, digest: str) -> list[tuple[Remote, dict[str, Any]]]:
+    """(remote, pointer) of every remote the inventory says holds ``digest``."""
     query = select(placements.c.location, placements.c.pointer).where(
         placements.c.digest == digest, placements.c.location != PRIMARY
     )
     with store.db.read("finding mirrors") as conn:
         held = {location: pointer for location, pointer in conn.execute(query)}
-    return [(r, key_of_pointer(held[r.name])) for r in list_remotes(store) if r.name in held]
+    return [(r, json.loads(held[r.name])) for r in list_remotes(store) if r.name in held]
+
+
+def _open_at(backend: Backend, pointer: Mapping[str, Any]) -> BinaryIO:
+    """The raw bytes a remote pointer names: an object, or a range of a pack."""
+    if "pack" in pointer:
+        start = int(pointer["offset"])
+        return io.BytesIO(backend.read(pointer["pack"], start, start + int(pointer["length"])))
+    return backend.open(pointer["key"])
 
 
 def open_from_mirror(store: ContentStore, digest: str) -> tuple[str, io.BufferedReader]:
     """A verified reader of ``digest`` from the first mirror that has it: (its name, reader)."""
     size = _recorded_size(store, digest)
     failures = []
-    for remote, key in mirrors_of(store, digest):
+    for remote, pointer in mirrors_of(store, digest):
         try:
-            raw = remote.open().open(key)
+            raw = _open_at(remote.open(), pointer)
         except (NotFound, StorageError) as exc:
             failures.append(f"{remote.name}: {exc}")
             continue
@@ -392,10 +465,10 @@ def read_from_mirror(store: ContentStore, digest: str) -> tuple[str, bytes]:
     """The verified bytes of ``digest`` from the first mirror whose copy is good."""
     size = _recorded_size(store, digest)
     failures = []
-    for remote, key in mirrors_of(store, digest):
+    for remote, pointer in mirrors_of(store, digest):
         data = bytearray()
         try:
-            with remote.open().open(key) as raw:
+            with _open_at(remote.open(), pointer) as raw:
                 drain_verified(raw, digest, size, data.extend)
         except (NotFound, StorageError, IntegrityError) as exc:
             failures.append(f"{remote.name}: {exc}")
@@ -433,12 +506,16 @@ def verify_remote(
     with store.db.read("reading the remote inventory") as conn:
         rows = conn.execute(query).all()
     problems: list[Problem] = []
-    for done, (digest, size, pointer) in enumerate(rows, start=1):
-        key = key_of_pointer(pointer)
+    for done, (digest, size, text) in enumerate(rows, start=1):
+        pointer = json.loads(text)
+        key = pointer.get("pack") or pointer["key"]
         try:
             if rehash:
-                with backend.open(key) as raw:
+                with _open_at(backend, pointer) as raw:
                     drain_verified(raw, digest, size)
+            elif "pack" in pointer:
+                if backend.head(key).size < pointer["offset"] + pointer["length"]:
+                    raise IntegrityError(f"pack {key} on {name} is too short for {digest}")
             elif (found := backend.head(key).size) != size:
                 raise IntegrityError(f"{digest} has {found} bytes on {name}, not {size}")
         except NotFound:
