@@ -7,10 +7,15 @@ from __future__ import annotations
 
 import sys
 
-from . import foundation, index, runs
+from . import foundation, index, remotes, runs
 from .common import WORK
 
-SUITES = {"foundation": foundation.run, "index": index.run, "runs": runs.run}
+SUITES = {
+    "foundation": foundation.run,
+    "index": index.run,
+    "runs": runs.run,
+    "remotes": remotes.run,
+}
 
 
 def main() -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import pytest
 
 from datakeep.backends import open_backend
-from datakeep.backends._s3 import STAGE_IN_MEMORY, S3Backend
+from datakeep.backends._s3 import S3Backend
 from datakeep.errors import StorageError
 from datakeep.testing.backend import BackendTests, backend_state_machine
 
 from .s3server import S3Endpoint, s3  # noqa: F401  (the session fixture)
+
+SMALL_STAGE = 6 << 20
 
 
 class TestS3Backend(BackendTests):
@@ -24,13 +26,13 @@ class TestS3Backend(BackendTests):
     ) -> None:
         part = bytes(range(256)) * 4096  # 1 MiB
         with backend.stage() as staged:
-            for _ in range(STAGE_IN_MEMORY // len(part) + 3):
+            for _ in range(SMALL_STAGE // len(part) + 3):
                 staged.write(part)
             assert staged.commit("big/one") is True
-        size = (STAGE_IN_MEMORY // len(part) + 3) * len(part)
+        size = (SMALL_STAGE // len(part) + 3) * len(part)
         assert backend.head("big/one").size == size
         with backend.stage() as staged:
-            for _ in range(STAGE_IN_MEMORY // len(part) + 3):
+            for _ in range(SMALL_STAGE // len(part) + 3):
                 staged.write(b"\0" * len(part))
             assert staged.commit("big/one") is False  # never overwritten
         assert backend.read("big/one", 0, 256) == bytes(range(256))

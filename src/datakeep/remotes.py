@@ -13,17 +13,19 @@ from __future__ import annotations
 import io
 import json
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, BinaryIO
 
 from sqlalchemy import and_, delete, exists, select
 from sqlalchemy.orm import aliased
 
-from .backends import Backend, LocalBackend, open_backend
+from .backends import Backend, FileBackend, LocalBackend, open_backend
 from .content import (
     CHUNK,
     PRIMARY,
@@ -34,6 +36,7 @@ from .content import (
     drain_verified,
     key_of_pointer,
     pointer_of,
+    verify_file,
 )
 from .digest import parse_digest
 from .errors import AlreadyExists, IntegrityError, InvalidInput, NotFound, StorageError
@@ -221,12 +224,19 @@ def push(
     report = TransferReport()
     todo = list(_unsent(store, name, chosen))
 
+    large = threading.Semaphore(2)  # a staged large blob may be buffered whole
+
     def send(unit: list[Any]) -> list[tuple[str, int, str, bool]]:
         """Store one large blob as its own object, or a pack of small ones."""
         if len(unit) == 1 and unit[0][1] > PACKABLE:
             digest, size, _kind, pointer = unit[0]
             key = key_of_pointer(pointer)
-            with store.open(digest) as reader, target.stage() as staged:
+            if store.files is not None and isinstance(target, FileBackend):
+                # file to file: verify the source, then copy in the kernel
+                source = store.files.path_of(key)
+                verify_file(source, digest, size)
+                return [(digest, size, pointer_of(key), target.ingest(key, source, "copy"))]
+            with large, store.open(digest) as reader, target.stage() as staged:
                 while chunk := reader.read(1 << 20):
                     staged.write(chunk)
                 written = staged.commit(key)
@@ -237,7 +247,8 @@ def push(
 
     recorded: list[dict[str, Any]] = []
     # whatever reached the remote is recorded, even if a later object fails
-    with ThreadPoolExecutor(_WORKERS) as pool, _finally(_record_placements, store, recorded):
+    flush = partial(_record_placements, target=target)
+    with ThreadPoolExecutor(_WORKERS) as pool, _finally(flush, store, recorded):
         for sent in pool.map(send, _units(todo)):
             for digest, size, pointer, written in sent:
                 recorded.append(
@@ -251,7 +262,7 @@ def push(
                 if progress is not None:
                     progress(Progress("push", report.transferred + report.already, len(todo), size))
             if len(recorded) >= _BATCH:
-                _record_placements(store, recorded)
+                flush(store, recorded)
     return report
 
 
@@ -272,8 +283,13 @@ def _units(rows: list[Any]) -> Iterator[list[Any]]:
         yield pack
 
 
-def _record_placements(store: ContentStore, rows: list[dict[str, Any]]) -> None:
-    """The inventory: written only after the remote holds the blobs (then cleared)."""
+def _record_placements(
+    store: ContentStore, rows: list[dict[str, Any]], target: Backend | None = None
+) -> None:
+    """The inventory: written only after the remote holds the blobs, durably (then
+    cleared)."""
+    if rows and isinstance(target, FileBackend):
+        target.sync()
     if rows:
         batch = sorted(rows, key=lambda r: r["digest"])
         store.db.transact(

@@ -17,7 +17,7 @@ from ..errors import InvalidPath
 
 __all__ = ["Backend", "BlobInfo", "FileBackend", "IngestLink", "StagedBlob", "check_key"]
 
-IngestLink = Literal["hardlink", "reflink"]
+IngestLink = Literal["hardlink", "reflink", "copy"]
 
 # Keys are relative slash-separated names. A component may not start with a dot, which
 # rules out "..", "." and reserves dot-names (".tmp") for the backend's own use.
@@ -108,7 +108,8 @@ class FileBackend(Backend, Protocol):
         """The file holding ``key`` (read-only; never write to it)."""
 
     def ingest(self, key: str, source: Path, link: IngestLink) -> bool:
-        """Store the file ``source`` under ``key`` by hard link or reflink, create-only.
+        """Store the file ``source`` under ``key`` by hard link, reflink or a copy made in
+        the kernel, create-only. The caller has verified ``source``.
 
         Raises :class:`LinkUnsupported` when the filesystem cannot link across.
         """

@@ -1,6 +1,6 @@
 """``datakeep.s3@v1``: blobs as objects in an S3-compatible bucket, through obstore.
 
-* Create-only: small blobs are one ``PUT`` with ``If-None-Match: *``; a blob staged past
+* Create-only: blobs are one ``PUT`` with ``If-None-Match: *``; a blob staged past
   :data:`STAGE_IN_MEMORY` streams as a multipart upload to a staging object, then is
   copied into place with a conditional multipart copy (no 5 GB copy limit) and the staging
   object removed. Either way an existing key is never overwritten.
@@ -38,8 +38,10 @@ if TYPE_CHECKING:
 
 __all__ = ["S3Backend"]
 
-STAGE_IN_MEMORY = 8 << 20
-"""Staged bytes are buffered up to here, then streamed as a multipart upload."""
+STAGE_IN_MEMORY = 128 << 20
+"""Staged bytes are buffered up to here and sent as one create-only PUT; a larger blob
+streams as a multipart upload to a staging object, then is copied into place (the copy
+is server-side on S3, but twice the work for an emulator)."""
 _STAGING = "staging/"
 _RETRY: RetryConfig = {
     "max_retries": 5,
@@ -84,8 +86,10 @@ class S3Backend:
         prefix: str = "",
         endpoint: str | None = None,
         region: str | None = None,
+        stage_in_memory: int = STAGE_IN_MEMORY,
     ) -> None:
         self.bucket = bucket
+        self.stage_in_memory = stage_in_memory
         self.prefix = prefix.strip("/")
         self.endpoint = endpoint
         self.region = region
@@ -206,7 +210,7 @@ class _StagedObject:
     def write(self, data: bytes | bytearray | memoryview, /) -> None:
         assert self._buffer is not None, "write after commit or abort"
         self._buffer += data
-        if len(self._buffer) >= STAGE_IN_MEMORY:
+        if len(self._buffer) >= self._backend.stage_in_memory:
             if self._writer is None:
                 with _translated("write", self._staging):
                     self._writer = obstore.open_writer(self._backend._store, self._staging)
