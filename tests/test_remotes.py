@@ -223,3 +223,28 @@ def test_verify_remote_command(tmp_path: Path) -> None:
             path.unlink()
     bad = run_cli("verify", "--remote", "nas", cwd=tmp_path, check=False)
     assert bad.returncode == 1 and b"missing from remote nas" in bad.stdout
+
+
+def test_a_truncated_download_records_nothing(keep: Keep, tmp_path: Path, where: Where) -> None:
+    location, endpoint = where("t")
+    keep.add_remote("origin", location, endpoint)
+    small = keep.put(b"packed and then cut short" * 10)
+    large = keep.put(bytes(range(256)) * 8192)  # 2 MiB: an object of its own
+    keep.push("origin")
+    backend = keep.remotes[0].open()
+    for digest in (small.digest, large.digest):
+        pointer = where_on_remote(keep, "origin", digest)
+        key = str(pointer.get("pack") or pointer["key"])
+        data = backend.read(key)
+        backend.delete(key)
+        cut = int(str(pointer.get("offset", 0))) + 10 if "pack" in pointer else len(data) // 2
+        backend.create(key, data[:cut])
+    fresh = datakeep.init(tmp_path / "elsewhere")
+    fresh.add_remote("origin", location, endpoint)
+    # the cut pack fails its trailer check; the cut object fails its digest check
+    for digest in (small.digest, large.digest):
+        with pytest.raises(IntegrityError, match="nothing was recorded"):
+            fresh.pull("origin", [digest])
+        assert not fresh.exists(digest)
+    assert fresh.fsck().ok
+    fresh.close()

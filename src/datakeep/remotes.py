@@ -374,7 +374,8 @@ def _fetch(
     """Copy ``digests`` the primary lacks from ``source``, verified; returns all of them."""
     held = set(digests) - store.missing(digests)
     lacking = [d for d in sorted(set(digests)) if d not in held]
-    where = _locate(store, name, source, lacking)
+    unreadable: list[str] = []
+    where = _locate(store, name, source, lacking, unreadable)
     singles = [[d] for d in lacking if "pack" not in where.get(d, {})]
     by_pack: dict[str, list[str]] = {}
     for d in lacking:
@@ -385,7 +386,16 @@ def _fetch(
         if len(unit) == 1 and "pack" not in where.get(unit[0], {}):
             digest = unit[0]
             key = where.get(digest, {}).get("key") or store.router(digest, {})
-            with source.open(key) as raw:
+            try:
+                raw = source.open(key)
+            except NotFound:
+                if unreadable:
+                    raise IntegrityError(
+                        f"{digest} is not on the remote as an object, and these packs are "
+                        f"unreadable: {'; '.join(unreadable)}; nothing was recorded"
+                    ) from None
+                raise
+            with raw:
                 return [_checked(store.write_stream(raw), digest, key)]
         pack = where[unit[0]]["pack"]
         start = min(where[d]["offset"] for d in unit)
@@ -423,7 +433,11 @@ def _checked(written: Written, digest: str, where: str) -> Written:
 
 
 def _locate(
-    store: ContentStore, name: str, source: Backend, digests: Sequence[str]
+    store: ContentStore,
+    name: str,
+    source: Backend,
+    digests: Sequence[str],
+    unreadable: list[str],
 ) -> dict[str, dict[str, Any]]:
     """Where each digest is on the remote: from the inventory, else from the tables of the
     remote's packs (a keep that never pushed there has no inventory); a digest found in
@@ -437,9 +451,14 @@ def _locate(
             found.update((d, json.loads(p)) for d, p in conn.execute(query))
     if len(found) < len(set(digests)):
         for info in source.list("packs/"):
-            trailer = source.read(info.key, info.size - TRAILER_SIZE, info.size)
-            tail_start = info.size - TRAILER_SIZE - table_length(trailer)
-            for entry in read_table(info.size, source.read(info.key, tail_start, info.size)):
+            try:
+                trailer = source.read(info.key, info.size - TRAILER_SIZE, info.size)
+                tail_start = info.size - TRAILER_SIZE - table_length(trailer)
+                table = read_table(info.size, source.read(info.key, tail_start, info.size))
+            except IntegrityError as exc:
+                unreadable.append(f"{info.key}: {exc}")  # it cannot serve; others still can
+                continue
+            for entry in table:
                 found.setdefault(entry.digest, pack_pointer(info.key, entry))
     return found
 
