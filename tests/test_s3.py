@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from datakeep.backends import open_backend
@@ -82,3 +84,39 @@ def _fresh_s3_backend() -> S3Backend:
 
 
 TestS3AgainstDict = backend_state_machine(_fresh_s3_backend)
+
+
+def test_wrong_credentials_are_a_one_line_storage_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A server that checks signatures (moto with IAM checks on from the first request)."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        env={**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "0"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(300):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "not-a-key")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-a-secret")
+        backend = S3Backend("bucket", endpoint=f"http://127.0.0.1:{port}", region="us-east-1")
+        with pytest.raises(StorageError, match="check the credentials") as caught:
+            backend.create("k", b"v")
+        assert "\n" not in str(caught.value)
+    finally:
+        server.terminate()
+        server.wait()

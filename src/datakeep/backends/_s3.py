@@ -64,15 +64,21 @@ def _translated(action: str, key: str) -> Iterator[None]:
             raise StorageError(f"S3 could not {action} {key!r}: the bucket does not exist") from exc
         raise NotFound(f"no blob {key!r} in S3 ({action})") from None
     except (PermissionDeniedError, UnauthenticatedError) as exc:
+        # obstore's messages run on with the server's XML: one line is what a user reads
         raise StorageError(
-            f"S3 refused to {action} {key!r}: check the credentials ({exc})"
+            f"S3 refused to {action} {key!r}: check the credentials ({_first_line(exc)})"
         ) from exc
     except (AlreadyExistsError, PreconditionError):
         raise
     except Exception as exc:  # obstore.exceptions.BaseError and its transport errors
         if isinstance(exc, StorageError | NotFound):
             raise
-        raise StorageError(f"S3 could not {action} {key!r}: {exc}") from exc
+        why = "the bucket does not exist" if "NoSuchBucket" in str(exc) else _first_line(exc)
+        raise StorageError(f"S3 could not {action} {key!r}: {why}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 class S3Backend:
