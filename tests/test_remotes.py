@@ -248,3 +248,35 @@ def test_a_truncated_download_records_nothing(keep: Keep, tmp_path: Path, where:
         assert not fresh.exists(digest)
     assert fresh.fsck().ok
     fresh.close()
+
+
+def test_tree_export_takes_bad_files_from_a_mirror(
+    keep: Keep, tmp_path: Path, where: Where
+) -> None:
+    from .conftest import blob_path, damage
+
+    location, endpoint = where("e")
+    keep.add_remote("mirror", location, endpoint)
+    tree = keep.put_tree(dataset(tmp_path / "data"))
+    keep.push("mirror", [tree.digest])
+    entries = {e.path: e.digest for e in keep_tree(keep, tree.digest)}
+    blob_path(keep, entries["sub/f03"]).unlink()
+    damage(blob_path(keep, entries["large.bin"]), b"rotten")
+    said: list[str] = []
+    keep.on_fallback = said.append
+    keep.export(tree.digest, tmp_path / "restored")
+    for name in ("sub/f03", "large.bin", "sub/f29"):
+        assert (tmp_path / "restored" / name).read_bytes() == (
+            tmp_path / "data" / name
+        ).read_bytes()
+    assert len(said) == 2
+    keep.remove_remote("mirror")  # without the mirror, the export fails, all or nothing
+    with pytest.raises((NotFound, IntegrityError)):
+        keep.export(tree.digest, tmp_path / "again")
+    assert not (tmp_path / "again").exists()
+
+
+def keep_tree(keep: Keep, digest: str) -> list[datakeep.trees.TreeEntry]:
+    from datakeep.trees import decode_tree
+
+    return decode_tree(keep.get(digest), keep.algorithm)

@@ -503,8 +503,9 @@ class ContentStore:
             raise NotFound(f"no content {digest} in this keep")
         return int(row[0]), key_of_pointer(row[1])
 
-    def keys_of(self, digests: Iterable[str]) -> dict[str, str]:
-        """Backend keys of many digests at once; :class:`NotFound` names one that is absent."""
+    def keys_of(self, digests: Iterable[str], missing_ok: bool = False) -> dict[str, str]:
+        """Backend keys of many digests at once; :class:`NotFound` names one that is absent
+        (or, with ``missing_ok``, absent ones are left out)."""
         wanted = sorted(set(digests))
         keys: dict[str, str] = {}
         with self.db.read("looking up blobs") as conn:
@@ -516,7 +517,7 @@ class ContentStore:
                     )
                 )
                 keys.update((d, key_of_pointer(p)) for d, p in rows)
-        for digest in wanted:
+        for digest in [] if missing_ok else wanted:
             if digest not in keys:
                 raise NotFound(f"no content {digest} in this keep")
         return keys

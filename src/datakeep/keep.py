@@ -362,7 +362,8 @@ class Keep:
         info = self.store.info(digest)
         target = Path(dest)
         if info.kind == "tree":
-            export_tree(self.store, digest, target, link, progress)
+            # a file whose stored copy fails comes from a mirror, reported like a get
+            export_tree(self.store, digest, target, link, progress, fallback=self.get)
             return info
         if target.exists() or target.is_symlink():
             raise AlreadyExists(f"{target} already exists")

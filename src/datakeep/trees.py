@@ -19,7 +19,7 @@ import secrets
 import shutil
 import stat
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -317,16 +317,22 @@ def export_tree(
     dest: Path,
     link: LinkMode = "copy",
     progress: ProgressCallback | None = None,
+    fallback: Callable[[str], bytes] | None = None,
 ) -> list[TreeEntry]:
     """Recreate the tree at ``dest``, every file verified; all or nothing.
 
     The tree is built in a hidden sibling directory and renamed into place at the end, so
-    a failure (a corrupted blob, a full disk) leaves ``dest`` as it was.
+    a failure (a corrupted blob, a full disk) leaves ``dest`` as it was. ``fallback``
+    gives the verified bytes of a content whose stored copy is missing or bad (from a
+    mirror); without it, that failure stands.
     """
-    entries = decode_tree(store.get(digest), store.algorithm)
+    read = store.get if fallback is None else fallback
+    entries = decode_tree(read(digest), store.algorithm)
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise AlreadyExists(f"{dest} exists and is not an empty directory")
-    keys = store.keys_of([e.digest for e in entries if e.digest is not None])
+    keys = store.keys_of(
+        [e.digest for e in entries if e.digest is not None], missing_ok=fallback is not None
+    )
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = dest.parent / f".{dest.name}.datakeep-export-{secrets.token_hex(6)}"
     staging.mkdir()
@@ -344,14 +350,22 @@ def export_tree(
                 target.chmod(e.mode)
             elif e.kind == "l":
                 assert e.digest is not None
-                link_target = store.get(e.digest).decode()
+                link_target = read(e.digest).decode()
                 check_link_target(e.path, link_target)
                 os.symlink(link_target, target)
             else:
                 assert e.digest is not None
-                store.export_file(
-                    keys[e.digest], e.digest, e.size, target, link, e.mode, atomic=False
-                )
+                try:
+                    if e.digest not in keys:
+                        raise NotFound(f"no content {e.digest} in this keep")
+                    store.export_file(
+                        keys[e.digest], e.digest, e.size, target, link, e.mode, atomic=False
+                    )
+                except (NotFound, IntegrityError):
+                    if fallback is None:
+                        raise
+                    target.write_bytes(fallback(e.digest))  # verified by the fallback
+                    target.chmod(e.mode)
             if progress is not None:
                 progress(Progress("export", done, total, e.size))
         for e in entries:
