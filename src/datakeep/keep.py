@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from sqlalchemy import select
 
-from .backends import LocalBackend, open_backend
+from .backends import LocalBackend, backend_for_location, open_backend
 from .content import CHUNK, Content, ContentStore, LinkMode, Page, Problem, Stored
 from .digest import DEFAULT_ALGORITHM, check_algorithm, parse_digest
 from .errors import (
@@ -104,31 +104,6 @@ def _write_config_once(path: Path, config: dict[str, Any]) -> None:
         tmp.unlink()
 
 
-def _blob_config(
-    keep_dir: Path, blobs: str | os.PathLike[str] | None, endpoint: str | None
-) -> dict[str, Any]:
-    """keep.json's ``blobs``: the backend's permanent name and its settings."""
-    if blobs is None:
-        return {"backend": LocalBackend.name, "root": "objects"}
-    text = str(blobs)
-    if text.startswith("s3://"):
-        bucket, _, prefix = text.removeprefix("s3://").partition("/")
-        if not bucket:
-            raise InvalidInput(f"no bucket in {text!r}; use s3://bucket/prefix")
-        return {
-            "backend": "datakeep.s3@v1",
-            "bucket": bucket,
-            "prefix": prefix.strip("/"),
-            "endpoint": endpoint,
-            "region": None,
-        }
-    if "://" in text:
-        raise InvalidInput(f"blobs must be a directory or s3://bucket/prefix, not {text!r}")
-    if endpoint is not None:
-        raise InvalidInput("--endpoint goes with s3:// blobs")
-    return {"backend": LocalBackend.name, "root": str(Path(blobs).resolve())}
-
-
 def init_keep(
     path: str | os.PathLike[str] = ".",
     algorithm: str = DEFAULT_ALGORITHM,
@@ -150,7 +125,13 @@ def init_keep(
     keep_dir = Path(path).resolve() / KEEP_DIR
     if (keep_dir / CONFIG_FILE).exists():
         raise AlreadyExists(f"a keep already exists in {keep_dir}")
-    blob_config = _blob_config(keep_dir, blobs, endpoint)
+    if blobs is None:
+        if endpoint is not None:
+            raise InvalidInput("an endpoint goes with s3:// locations only")
+        blob_config: dict[str, Any] = {"backend": LocalBackend.name, "root": "objects"}
+    else:
+        name, settings = backend_for_location(str(blobs), endpoint)
+        blob_config = {"backend": name, **settings}
     try:
         keep_dir.mkdir(parents=True, exist_ok=True)
         if blob_config["backend"] == LocalBackend.name:

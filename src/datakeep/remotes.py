@@ -15,9 +15,8 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, BinaryIO
@@ -25,7 +24,7 @@ from typing import Any, BinaryIO
 from sqlalchemy import and_, delete, exists, select
 from sqlalchemy.orm import aliased
 
-from .backends import Backend, FileBackend, LocalBackend, open_backend
+from .backends import Backend, FileBackend, LocalBackend, backend_for_location, open_backend
 from .content import (
     CHUNK,
     PRIMARY,
@@ -106,29 +105,13 @@ class TransferReport:
     """Blobs the other side held already (recorded, not copied)."""
 
 
-def _remote_config(location: str, endpoint: str | None) -> tuple[str, dict[str, Any]]:
-    if location.startswith("s3://"):
-        bucket, _, prefix = location.removeprefix("s3://").partition("/")
-        if not bucket:
-            raise InvalidInput(f"no bucket in {location!r}; use s3://bucket/prefix")
-        config = {"bucket": bucket, "prefix": prefix.strip("/"), "endpoint": endpoint}
-        return "datakeep.s3@v1", {**config, "region": None}
-    if "://" in location:
-        raise InvalidInput(f"a remote is a directory or s3://bucket/prefix, not {location!r}")
-    if endpoint is not None:
-        raise InvalidInput("--endpoint goes with s3:// remotes")
-    from pathlib import Path
-
-    return LocalBackend.name, {"root": str(Path(location).resolve())}
-
-
 def add_remote(
     store: ContentStore, name: str, location: str, endpoint: str | None = None
 ) -> Remote:
     """Register a remote; the directory or bucket must be reachable."""
     if not _NAME.match(name) or name == PRIMARY:
         raise InvalidInput(f"invalid remote name {name!r}: letters, digits, '_', '.', '-'")
-    backend_name, config = _remote_config(location, endpoint)
+    backend_name, config = backend_for_location(location, endpoint)
     remote = Remote(name, backend_name, config)
     list(remote.open().list("never/"))  # reachable? (a clear StorageError if not)
     row = {
@@ -246,23 +229,29 @@ def push(
         return [(e.digest, e.length, json.dumps(pack_pointer(key, e)), written) for e in entries]
 
     recorded: list[dict[str, Any]] = []
-    # whatever reached the remote is recorded, even if a later object fails
+
+    def account(sent: list[tuple[str, int, str, bool]]) -> None:
+        for digest, size, pointer, written in sent:
+            row = {"digest": digest, "location": name, "backend": target.name}
+            recorded.append({**row, "pointer": pointer})
+            if written:
+                report.transferred += 1
+                report.nbytes += size
+            else:
+                report.already += 1
+            if progress is not None:
+                done = report.transferred + report.already
+                progress(Progress("push", done, len(todo), size))
+
     flush = partial(_record_placements, target=target)
-    with ThreadPoolExecutor(_WORKERS) as pool, _finally(flush, store, recorded):
-        for sent in pool.map(send, _units(todo)):
-            for digest, size, pointer, written in sent:
-                recorded.append(
-                    {"digest": digest, "location": name, "backend": target.name, "pointer": pointer}
-                )
-                if written:
-                    report.transferred += 1
-                    report.nbytes += size
-                else:
-                    report.already += 1
-                if progress is not None:
-                    progress(Progress("push", report.transferred + report.already, len(todo), size))
-            if len(recorded) >= _BATCH:
-                flush(store, recorded)
+    try:  # whatever reached the remote is recorded, even if a later object fails
+        with ThreadPoolExecutor(_WORKERS) as pool:
+            for sent in pool.map(send, _units(todo)):
+                account(sent)
+                if len(recorded) >= _BATCH:
+                    flush(store, recorded)
+    finally:
+        flush(store, recorded)
     return report
 
 
@@ -324,8 +313,9 @@ def pull(
         wanted = [str(parse_digest(d)) for d in digests]
     with store.leases.shared():
         roots = _fetch(store, name, source, wanted, report, progress)
-        trees = [d for d in roots if _is_tree(store, d)]
-        members = sorted({m for t in trees for m in tree_members(store.get(t), store.algorithm)})
+        named = {d: m for d in roots if (m := _tree_members_of(store, d)) is not None}
+        trees = sorted(named)
+        members = sorted({m for listed in named.values() for m in listed})
         _fetch(store, name, source, members, report, progress)
         if trees:
             store.db.transact(
@@ -342,25 +332,16 @@ def _record_blobs(store: ContentStore, batch: list[Written]) -> None:
     batch.clear()
 
 
-@contextmanager
-def _finally(
-    flush: Callable[[ContentStore, Any], None], store: ContentStore, rows: Any
-) -> Iterator[None]:
-    try:
-        yield
-    finally:
-        flush(store, rows)
-
-
-def _is_tree(store: ContentStore, digest: str) -> bool:
+def _tree_members_of(store: ContentStore, digest: str) -> list[str] | None:
+    """The digests a stored tree names, or None if the content is not a tree (only its
+    first bytes are read then, so a large blob is not loaded to find out)."""
     with store.open(digest) as reader:
         if reader.read(len(TREE_FORMAT) + 1) != f"{TREE_FORMAT}\n".encode():
-            return False
+            return None
     try:
-        tree_members(store.get(digest), store.algorithm)
+        return tree_members(store.get(digest), store.algorithm)
     except IntegrityError:
-        return False
-    return True
+        return None
 
 
 def _fetch(
@@ -409,16 +390,19 @@ def _fetch(
 
     batch: list[Written] = []
     # whatever arrived verified is recorded, even if a later blob fails
-    with ThreadPoolExecutor(_WORKERS) as pool, _finally(_record_blobs, store, batch):
-        for written_unit in pool.map(fetch, [*singles, *by_pack.values()]):
-            for written in written_unit:
-                batch.append(written)
-                report.transferred += 1
-                report.nbytes += written.size
-                if progress is not None:
-                    progress(Progress("pull", report.transferred, len(lacking), written.size))
-            if len(batch) >= _BATCH:
-                _record_blobs(store, batch)
+    try:
+        with ThreadPoolExecutor(_WORKERS) as pool:
+            for written_unit in pool.map(fetch, [*singles, *by_pack.values()]):
+                for written in written_unit:
+                    batch.append(written)
+                    report.transferred += 1
+                    report.nbytes += written.size
+                    if progress is not None:
+                        progress(Progress("pull", report.transferred, len(lacking), written.size))
+                if len(batch) >= _BATCH:
+                    _record_blobs(store, batch)
+    finally:
+        _record_blobs(store, batch)
     report.already += len(held)
     return sorted(set(digests))
 

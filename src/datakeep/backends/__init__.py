@@ -3,7 +3,12 @@
 from ._local import LocalBackend
 from ._memory import MemoryBackend
 from ._protocol import Backend, BlobInfo, FileBackend, IngestLink, StagedBlob, check_key
-from ._registry import open_backend, register_backend, registered_backends
+from ._registry import (
+    backend_for_location,
+    open_backend,
+    register_backend,
+    registered_backends,
+)
 
 __all__ = [
     "Backend",
@@ -13,6 +18,7 @@ __all__ = [
     "LocalBackend",
     "MemoryBackend",
     "StagedBlob",
+    "backend_for_location",
     "check_key",
     "open_backend",
     "register_backend",

@@ -7,6 +7,7 @@ keep reading them forever. A new on-disk format gets a new name, registered besi
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInput, UnknownBackend
@@ -14,7 +15,29 @@ from ._local import LocalBackend
 from ._memory import MemoryBackend
 from ._protocol import Backend
 
-__all__ = ["open_backend", "register_backend", "registered_backends"]
+__all__ = ["backend_for_location", "open_backend", "register_backend", "registered_backends"]
+
+
+S3_NAME = "datakeep.s3@v1"
+
+
+def backend_for_location(location: str, endpoint: str | None = None) -> tuple[str, dict[str, Any]]:
+    """(permanent backend name, settings) for a directory or ``s3://bucket/prefix``."""
+    if location.startswith("s3://"):
+        bucket, _, prefix = location.removeprefix("s3://").partition("/")
+        if not bucket:
+            raise InvalidInput(f"no bucket in {location!r}; use s3://bucket/prefix")
+        return S3_NAME, {
+            "bucket": bucket,
+            "prefix": prefix.strip("/"),
+            "endpoint": endpoint,
+            "region": None,
+        }
+    if "://" in location:
+        raise InvalidInput(f"expected a directory or s3://bucket/prefix, not {location!r}")
+    if endpoint is not None:
+        raise InvalidInput("an endpoint goes with s3:// locations only")
+    return LocalBackend.name, {"root": str(Path(location).resolve())}
 
 
 def _s3(**config: Any) -> Backend:
@@ -27,7 +50,7 @@ def _s3(**config: Any) -> Backend:
 _FACTORIES: dict[str, Callable[..., Backend]] = {
     LocalBackend.name: LocalBackend,
     MemoryBackend.name: MemoryBackend,
-    "datakeep.s3@v1": _s3,
+    S3_NAME: _s3,
 }
 
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from types import TracebackType
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import Connection, Row, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
@@ -175,7 +175,7 @@ class RunStore:
     def get_project(self, project_id: str) -> Project | None:
         with self.db.read("reading a project") as conn:
             row = conn.execute(select(projects).where(projects.c.project_id == project_id)).first()
-        return None if row is None else _project(row)
+        return None if row is None else _model(Project, row)
 
     def list_projects(self, limit: int = 100, offset: int = 0) -> list[Project]:
         _page(limit, offset)
@@ -186,7 +186,7 @@ class RunStore:
             .offset(offset)
         )
         with self.db.read("listing projects") as conn:
-            return [_project(r) for r in conn.execute(query)]
+            return [_model(Project, r) for r in conn.execute(query)]
 
     # -- master jobs ------------------------------------------------------------------------
     def log_master_job_start(self, job: MasterJob) -> None:
@@ -272,7 +272,7 @@ class RunStore:
         query = select(master_jobs).where(master_jobs.c.master_job_id == master_job_id)
         with self.db.read("reading a master job") as conn:
             row = conn.execute(query).first()
-        return None if row is None else _master_job(row)
+        return None if row is None else _model(MasterJob, row)
 
     def list_master_jobs(
         self,
@@ -289,8 +289,9 @@ class RunStore:
         if statuses is not None:
             query = query.where(master_jobs.c.status.in_(statuses))
         query = query.order_by(master_jobs.c.creation_time, master_jobs.c.master_job_id)
+        query = query.limit(limit).offset(offset)
         with self.db.read("listing master jobs") as conn:
-            return [_master_job(r) for r in conn.execute(query.limit(limit).offset(offset))]
+            return [_model(MasterJob, r) for r in conn.execute(query)]
 
     # -- execution jobs ---------------------------------------------------------------------
     def log_execution_job_start(self, job: ExecutionJob) -> None:
@@ -361,7 +362,7 @@ class RunStore:
             row = conn.execute(
                 select(execution_jobs).where(execution_jobs.c.job_id == job_id)
             ).first()
-        return None if row is None else _execution_job(row)
+        return None if row is None else _model(ExecutionJob, row)
 
     def list_execution_jobs(
         self,
@@ -377,7 +378,9 @@ class RunStore:
             query = query.where(execution_jobs.c.status.in_(statuses))
         query = query.order_by(execution_jobs.c.creation_time, execution_jobs.c.job_id)
         with self.db.read("listing execution jobs") as conn:
-            return [_execution_job(r) for r in conn.execute(query.limit(limit).offset(offset))]
+            return [
+                _model(ExecutionJob, r) for r in conn.execute(query.limit(limit).offset(offset))
+            ]
 
     def find_execution_jobs(
         self, run_config_hash: str, status_filter: Sequence[str] | None = None
@@ -389,7 +392,7 @@ class RunStore:
             query = query.where(execution_jobs.c.status.in_(statuses))
         query = query.order_by(execution_jobs.c.creation_time, execution_jobs.c.job_id)
         with self.db.read("finding execution jobs") as conn:
-            return [_execution_job(r) for r in conn.execute(query)]
+            return [_model(ExecutionJob, r) for r in conn.execute(query)]
 
     # -- records ----------------------------------------------------------------------------
     def log_record_metadata(self, record: Record) -> None:
@@ -459,7 +462,7 @@ class RunStore:
     def get_record_metadata(self, record_uid: str) -> Record | None:
         with self.db.read("reading a record") as conn:
             row = conn.execute(select(records).where(records.c.record_uid == record_uid)).first()
-        return None if row is None else _record(row)
+        return None if row is None else _model(Record, row)
 
     def list_records(
         self,
@@ -488,7 +491,7 @@ class RunStore:
         query = query.order_by(records.c.seq).limit(limit + 1)
         with self.db.read("listing records") as conn:
             rows = conn.execute(query).all()
-        items = [_record(r) for r in rows[:limit]]
+        items = [_model(Record, r) for r in rows[:limit]]
         return RecordPage(items, rows[limit - 1].seq if len(rows) > limit else None)
 
     def count_records(
@@ -513,69 +516,23 @@ class RunStore:
 
 
 # -- rows <-> models --------------------------------------------------------------------------
-def _project(row: Row[Any]) -> Project:
-    return Project(
-        row.project_id,
-        row.name,
-        row.description,
-        from_micros(row.created_at),  # type: ignore[arg-type]
-        from_micros(row.updated_at),  # type: ignore[arg-type]
-    )
+_JSON_FIELDS = frozenset({"output_config", "summary", "run_config"})
+M = TypeVar("M", Project, MasterJob, ExecutionJob, Record)
 
 
-def _master_job(row: Row[Any]) -> MasterJob:
-    return MasterJob(
-        master_job_id=row.master_job_id,
-        project_id=row.project_id,
-        name=row.name,
-        status=row.status,
-        request_config_ref=row.request_config_ref,
-        output_config=from_json(row.output_config),
-        summary=from_json(row.summary),
-        total_record_count=row.total_record_count,
-        completed_record_count=row.completed_record_count,
-        filtered_record_count=row.filtered_record_count,
-        duplicate_record_count=row.duplicate_record_count,
-        failed_record_count=row.failed_record_count,
-        creation_time=from_micros(row.creation_time),  # type: ignore[arg-type]
-        start_time=from_micros(row.start_time),
-        end_time=from_micros(row.end_time),
-        update_time=from_micros(row.update_time),  # type: ignore[arg-type]
-    )
+def _model(cls: type[M], row: Row[Any]) -> M:
+    """A model from its row: columns share the fields' names; JSON text and integer
+    microseconds (``*_time``, ``*_at``) are converted back."""
+    columns = row._mapping
 
+    def value(name: str) -> Any:
+        if name in _JSON_FIELDS:
+            return from_json(columns[name])
+        if name.endswith(("_time", "_at")):
+            return from_micros(columns[name])
+        return columns[name]
 
-def _execution_job(row: Row[Any]) -> ExecutionJob:
-    return ExecutionJob(
-        job_id=row.job_id,
-        master_job_id=row.master_job_id,
-        status=row.status,
-        run_config=from_json(row.run_config),
-        run_config_hash=row.run_config_hash,
-        worker_id=row.worker_id,
-        attempted_requests=row.attempted_requests,
-        completed_record_count=row.completed_record_count,
-        filtered_record_count=row.filtered_record_count,
-        duplicate_record_count=row.duplicate_record_count,
-        failed_record_count=row.failed_record_count,
-        error_message=row.error_message,
-        creation_time=from_micros(row.creation_time),  # type: ignore[arg-type]
-        start_time=from_micros(row.start_time),
-        end_time=from_micros(row.end_time),
-        update_time=from_micros(row.update_time),  # type: ignore[arg-type]
-    )
-
-
-def _record(row: Row[Any]) -> Record:
-    return Record(
-        record_uid=row.record_uid,
-        job_id=row.job_id,
-        master_job_id=row.master_job_id,
-        status=row.status,
-        output_ref=row.output_ref,
-        error_message=row.error_message,
-        created_at=from_micros(row.created_at),  # type: ignore[arg-type]
-        updated_at=from_micros(row.updated_at),  # type: ignore[arg-type]
-    )
+    return cls(**{f.name: value(f.name) for f in fields(cls)})
 
 
 def payload_bytes(data: Mapping[str, Any]) -> bytes:
