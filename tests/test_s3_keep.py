@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 import datakeep
+from datakeep.backends._s3 import S3Backend
+from datakeep.content import fanout_key
 from datakeep.errors import IntegrityError, InvalidInput, NotFound
 from datakeep.keep import Keep
 
@@ -96,3 +98,57 @@ def test_init_on_s3_from_the_command_line(
         datakeep.init(tmp_path / "x", blobs="s3:///no-bucket")
     with pytest.raises(InvalidInput):
         datakeep.init(tmp_path / "y", blobs="gs://elsewhere")
+
+
+def test_a_tag_routes_content_to_another_bucket(
+    tmp_path: Path,
+    index_url: str | None,
+    s3: S3Endpoint,  # noqa: F811
+) -> None:
+    main, models = s3.new_bucket(), s3.new_bucket()
+    args = [
+        *("init", *init_args(index_url), "--blobs", f"s3://{main}/keep", "--endpoint", s3.url),
+        *("--route", f"model=s3://{models}/weights", "--route-by", "kind"),
+    ]
+    run_cli(*args, cwd=tmp_path)
+    (tmp_path / "w.bin").write_bytes(b"weights")
+    (tmp_path / "r.csv").write_bytes(b"raw rows")
+    run_cli("put", "w.bin", "--tag", "kind=model", cwd=tmp_path)
+    run_cli("put", "r.csv", "--tag", "kind=raw", cwd=tmp_path)
+
+    with datakeep.open(tmp_path) as keep:
+        weights, rows = (keep.find(tags={"kind": k}).items[0].digest for k in ("model", "raw"))
+        assert keep.store.key_of(weights).startswith("model/blake3/")
+        assert keep.store.key_of(rows).startswith("blake3/")
+        seen = S3Backend(models, prefix="weights", endpoint=s3.url, region="us-east-1")
+        assert [b.key for b in seen.list()] == [keep.store.key_of(weights).removeprefix("model/")]
+        assert keep.get(weights) == b"weights" and keep.fsck().ok
+
+        # an orphan in the routed bucket is found and, re-hashed, adopted by fsck
+        orphan = keep.put(b"lost row", tags={"kind": "model"})
+        with keep.db.write("forgetting a row") as conn:
+            from datakeep.index.schema import contents, placements, tags
+
+            for table in (tags, placements, contents):
+                conn.execute(table.delete().where(table.c.digest == orphan.digest))
+        assert [k for k, _ in keep.fsck().orphans] == [f"model/{fanout_key(orphan.digest, {})}"]
+        assert keep.fsck(repair_index=True).ok
+        assert keep.get(orphan.digest) == b"lost row"
+
+    # a Python router may choose too; the index keeps every key, so reads never need it
+    with datakeep.open(tmp_path, router=lambda d, t: f"model/by-hand/{fanout_key(d, t)}") as keep:
+        c = keep.put(b"by hand")
+        assert keep.store.key_of(c.digest).startswith("model/by-hand/")
+    with datakeep.open(tmp_path) as keep:
+        assert keep.get(c.digest) == b"by hand" and keep.get(weights) == b"weights"
+
+
+def test_routes_need_s3_blobs_and_a_tag_needs_routes(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match="s3:// blobs only"):
+        datakeep.init(tmp_path / "a", routes={"m": "s3://b/p"})
+    with pytest.raises(InvalidInput, match="needs routes"):
+        datakeep.init(tmp_path / "b", blobs="s3://b/p", route_by="kind")
+    bad = run_cli("init", "c", "--blobs", "s3://b/p", "--route", "nope", cwd=tmp_path, check=False)
+    assert bad.returncode != 0 and b"is not KEY=VALUE" in bad.stderr
+    for name in ("a", "b", "c"):
+        assert not (tmp_path / name / ".datakeep" / "keep.json").exists()

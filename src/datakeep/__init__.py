@@ -32,8 +32,10 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from .aio import AsyncKeep
-    from .content import Content, Page
+    from .content import Content, Page, Router
     from .keep import Keep, VerifyReport
 
 __all__ = [
@@ -80,11 +82,14 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(f".{module}", __name__), name)
 
 
-def open(path: str | os.PathLike[str] = ".") -> Keep:
-    """Open the keep that holds ``path`` (searched upward; ``$DATAKEEP_DIR`` overrides)."""
+def open(path: str | os.PathLike[str] = ".", router: Router | None = None) -> Keep:
+    """Open the keep that holds ``path`` (searched upward; ``$DATAKEEP_DIR`` overrides).
+
+    ``router(digest, tags) -> key`` chooses where new content goes (see
+    :data:`datakeep.content.Router`); by default the keep's own layout."""
     from .keep import Keep, find_keep_dir
 
-    return Keep(find_keep_dir(path))
+    return Keep(find_keep_dir(path), router)
 
 
 def init(
@@ -93,17 +98,20 @@ def init(
     index: str | None = None,
     blobs: str | os.PathLike[str] | None = None,
     endpoint: str | None = None,
+    routes: Mapping[str, str] | None = None,
+    route_by: str | None = None,
 ) -> Keep:
     """Create a keep in ``path/.datakeep`` and open it.
 
     ``index`` is a ``postgresql://`` URL for a shared index (default: SQLite inside the
     keep); ``blobs`` a directory for the bytes, such as a shared mount, or
     ``s3://bucket/prefix`` (with ``endpoint`` for an S3-compatible server); default:
-    inside the keep.
+    inside the keep. ``routes`` and ``route_by`` send content to other buckets by a tag
+    (see :func:`datakeep.keep.init_keep`).
     """
     from .keep import init_keep
 
-    return init_keep(path, algorithm, index, blobs, endpoint)
+    return init_keep(path, algorithm, index, blobs, endpoint, routes, route_by)
 
 
 def open_async(path: str | os.PathLike[str] = ".") -> AsyncKeep:

@@ -14,7 +14,7 @@ import io
 import json
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
@@ -51,6 +51,7 @@ __all__ = [
     "fanout_key",
     "key_of_pointer",
     "pointer_of",
+    "tag_router",
     "verify_file",
 ]
 
@@ -93,6 +94,19 @@ def fanout_key(digest: str, tags: Mapping[str, str]) -> str:
     """The default router: ``<algorithm>/<first two hex>/<rest>``."""
     algorithm, _, hexpart = digest.partition(":")
     return f"{algorithm}/{hexpart[:2]}/{hexpart[2:]}"
+
+
+def tag_router(tag: str, routes: Collection[str]) -> Router:
+    """A router that files content under ``<route>/`` when its tag ``tag`` names one of
+    ``routes`` (a backend's routes, such as other buckets), else where :func:`fanout_key`
+    says."""
+
+    def route(digest: str, tags: Mapping[str, str]) -> str:
+        value = tags.get(tag)
+        key = fanout_key(digest, tags)
+        return f"{value}/{key}" if value in routes else key
+
+    return route
 
 
 @dataclass(frozen=True, slots=True)

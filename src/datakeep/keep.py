@@ -27,8 +27,19 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from sqlalchemy import select
 
-from .backends import LocalBackend, backend_for_location, open_backend
-from .content import CHUNK, Content, ContentStore, LinkMode, Page, Problem, Stored
+from .backends import S3_NAME, LocalBackend, backend_for_location, open_backend
+from .content import (
+    CHUNK,
+    Content,
+    ContentStore,
+    LinkMode,
+    Page,
+    Problem,
+    Router,
+    Stored,
+    fanout_key,
+    tag_router,
+)
 from .digest import DEFAULT_ALGORITHM, check_algorithm, parse_digest
 from .errors import (
     AlreadyExists,
@@ -110,14 +121,21 @@ def init_keep(
     index: str | None = None,
     blobs: str | os.PathLike[str] | None = None,
     endpoint: str | None = None,
+    routes: Mapping[str, str] | None = None,
+    route_by: str | None = None,
 ) -> Keep:
     """Create ``path/.datakeep`` and return the open keep.
 
     ``index``: a database URL (default ``index.sqlite`` in the keep). ``blobs``: a
     directory for the bytes (default ``objects/`` in the keep; an absolute path, since a
     shared directory does not move with the keep) or ``s3://bucket/prefix`` with an
-    optional ``endpoint`` for S3-compatible servers; credentials come from the standard
-    AWS environment, never from keep.json.
+    optional ``endpoint`` for S3-compatible servers; credentials come from the AWS
+    environment or config files, never from keep.json.
+
+    ``routes`` (S3 only) name other ``s3://bucket/prefix`` locations on the same endpoint;
+    ``route_by`` a tag whose value picks one: with ``route_by="kind"`` and
+    ``routes={"model": "s3://models/team"}``, content put with ``kind=model`` is stored in
+    the ``models`` bucket. A Python router can choose too (``Keep(..., router=)``).
     """
     check_algorithm(algorithm)
     if index is not None and "://" not in index:
@@ -132,6 +150,12 @@ def init_keep(
     else:
         name, settings = backend_for_location(str(blobs), endpoint)
         blob_config = {"backend": name, **settings}
+    if routes:
+        if blob_config["backend"] != S3_NAME:
+            raise InvalidInput("routes go with s3:// blobs only")
+        blob_config["routes"] = dict(routes)
+    if route_by is not None and not routes:
+        raise InvalidInput("route_by needs routes to choose from")
     try:
         keep_dir.mkdir(parents=True, exist_ok=True)
         if blob_config["backend"] == LocalBackend.name:
@@ -144,6 +168,8 @@ def init_keep(
         "index": index or "index.sqlite",
         "blobs": blob_config,
     }
+    if route_by is not None:
+        config["route_by"] = route_by
     _write_config_once(keep_dir / CONFIG_FILE, config)
     try:
         return Keep(keep_dir)
@@ -156,7 +182,9 @@ def init_keep(
 class Keep:
     """An open keep. Use :func:`datakeep.open` or :func:`datakeep.init` to get one."""
 
-    def __init__(self, keep_dir: Path) -> None:
+    def __init__(self, keep_dir: Path, router: Router | None = None) -> None:
+        """``router`` chooses the backend key of new content from its digest and tags
+        (default: the fan-out layout, or the keep's ``route_by`` tag)."""
         self.path = keep_dir
         self.on_fallback: Callable[[str], None] | None = None
         """Told (one line) whenever a read is served by a mirror because the primary
@@ -178,7 +206,11 @@ class Keep:
         backend = open_backend(backend_name, blobs)
         ensure_schema(self.db)
         self._check_algorithm()
-        self.store = ContentStore(self.db, backend, self.algorithm)
+        if router is None:
+            router = fanout_key
+            if "route_by" in config:
+                router = tag_router(config["route_by"], blobs.get("routes", {}))
+        self.store = ContentStore(self.db, backend, self.algorithm, router)
         self.stat_cache = StatCache(keep_dir / "cache" / "stat.sqlite")
 
     def _index_url(self, index: str) -> str:

@@ -4,6 +4,7 @@ from ._local import LocalBackend
 from ._memory import MemoryBackend
 from ._protocol import Backend, BlobInfo, FileBackend, IngestLink, StagedBlob, check_key
 from ._registry import (
+    S3_NAME,
     backend_for_location,
     open_backend,
     register_backend,
@@ -11,6 +12,7 @@ from ._registry import (
 )
 
 __all__ = [
+    "S3_NAME",
     "Backend",
     "BlobInfo",
     "FileBackend",

@@ -6,8 +6,11 @@
   object removed. Either way an existing key is never overwritten.
 * Keys live under ``prefix`` in ``bucket``; the stored config holds no credentials. They
   come from the standard AWS environment (``AWS_ACCESS_KEY_ID``, ``AWS_REGION``,
-  ``AWS_ENDPOINT_URL``...), as obstore reads them; ``endpoint`` selects an S3-compatible
-  server (MinIO, Ceph, R2...).
+  ``AWS_ENDPOINT_URL``...), as obstore reads them, else from the AWS config files and
+  ``AWS_PROFILE`` (:mod:`._aws_profile`); ``endpoint`` selects an S3-compatible server
+  (MinIO, Ceph, R2...).
+* ``routes`` send keys whose first segment names a route to another bucket/prefix, so a
+  router can choose the bucket from digest and tags (see :class:`S3Backend`).
 * Transient errors are retried with exponential backoff by obstore's client.
 * obstore's errors become datakeep's in :func:`_translated`, the one place that does.
 """
@@ -16,7 +19,8 @@ from __future__ import annotations
 
 import io
 import secrets
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
@@ -30,7 +34,8 @@ from obstore.exceptions import (
 )
 from obstore.store import S3Store
 
-from ..errors import NotFound, StorageError
+from ..errors import InvalidInput, NotFound, StorageError
+from ._aws_profile import profile_settings
 from ._protocol import BlobInfo, check_key
 
 if TYPE_CHECKING:
@@ -42,6 +47,7 @@ STAGE_IN_MEMORY = 128 << 20
 """Staged bytes are buffered up to here and sent as one create-only PUT; a larger blob
 streams as a multipart upload to a staging object, then is copied into place (the copy
 is server-side on S3, but twice the work for an emulator)."""
+CHUNK = 8 << 20
 _STAGING = "staging/"
 _RETRY: RetryConfig = {
     "max_retries": 5,
@@ -81,8 +87,43 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
+def _store_for(
+    bucket: str, prefix: str, endpoint: str | None, region: str | None, profile: Any
+) -> S3Store:
+    options: dict[str, Any] = {}
+    if endpoint is not None:
+        options["endpoint"] = endpoint
+        if endpoint.startswith("http://"):
+            options["client_options"] = {"allow_http": True}
+    if profile.credential_provider is not None:
+        options["credential_provider"] = profile.credential_provider
+    if (region or profile.region) is not None:
+        options["region"] = region or profile.region
+    return S3Store(
+        bucket,
+        prefix=prefix or None,
+        copy_if_not_exists="multipart",
+        retry_config=_RETRY,
+        **options,
+    )
+
+
+def _split_location(location: str) -> tuple[str, str]:
+    bucket, _, prefix = location.removeprefix("s3://").partition("/")
+    if not location.startswith("s3://") or not bucket:
+        raise InvalidInput(f"a route goes to s3://bucket/prefix, not {location!r}")
+    return bucket, prefix.strip("/")
+
+
 class S3Backend:
-    """Blobs in ``s3://bucket/prefix``."""
+    """Blobs in ``s3://bucket/prefix``, and optionally in other buckets by route.
+
+    ``routes`` maps a route name to another ``s3://bucket/prefix`` on the same endpoint:
+    a key whose first segment is a route name (``models/blake3/ab/...``) is stored there,
+    under the rest of the key. A router (:data:`datakeep.content.Router`) sends content to
+    a bucket by choosing such a key from its digest and tags; the index keeps the key, so
+    every blob is found again wherever it went.
+    """
 
     name: ClassVar[str] = "datakeep.s3@v1"
 
@@ -92,6 +133,7 @@ class S3Backend:
         prefix: str = "",
         endpoint: str | None = None,
         region: str | None = None,
+        routes: Mapping[str, str] | None = None,
         stage_in_memory: int = STAGE_IN_MEMORY,
     ) -> None:
         self.bucket = bucket
@@ -99,30 +141,31 @@ class S3Backend:
         self.prefix = prefix.strip("/")
         self.endpoint = endpoint
         self.region = region
-        options: dict[str, Any] = {}
-        if endpoint is not None:
-            options["endpoint"] = endpoint
-            if endpoint.startswith("http://"):
-                options["client_options"] = {"allow_http": True}
-        if region is not None:
-            options["region"] = region
-        self._store = S3Store(
-            bucket,
-            prefix=self.prefix or None,
-            copy_if_not_exists="multipart",
-            retry_config=_RETRY,
-            **options,
-        )
+        self.routes = dict(routes or {})
+        profile = profile_settings()
+        self._store = _store_for(bucket, self.prefix, endpoint, region, profile)
+        self._routed: dict[str, S3Store] = {}
+        for route, location in self.routes.items():
+            if not route or "/" in route or route.startswith(("@", ".")):
+                raise InvalidInput(f"a route name is one plain path segment, not {route!r}")
+            self._routed[route] = _store_for(*_split_location(location), endpoint, region, profile)
 
     def __repr__(self) -> str:
         return f"S3Backend(s3://{self.bucket}/{self.prefix})"
 
+    def _where(self, key: str) -> tuple[S3Store, str]:
+        """The store and path that hold ``key``."""
+        check_key(key)
+        route, _, rest = key.partition("/")
+        store = self._routed.get(route)
+        return (store, rest) if store is not None and rest else (self._store, key)
+
     # -- the protocol ----------------------------------------------------------------------
     def create(self, key: str, data: bytes) -> bool:
-        check_key(key)
+        store, path = self._where(key)
         try:
             with _translated("write", key):
-                obstore.put(self._store, key, data, mode="create")
+                obstore.put(store, path, data, mode="create")
         except (AlreadyExistsError, PreconditionError):
             return False
         return True
@@ -131,15 +174,15 @@ class S3Backend:
         return _StagedObject(self)
 
     def open(self, key: str, offset: int = 0) -> BinaryIO:
-        check_key(key)
+        store, path = self._where(key)
         with _translated("read", key):
             result = obstore.get(
-                self._store, key, options={"range": {"offset": offset}} if offset else None
+                store, path, options={"range": {"offset": offset}} if offset else None
             )
         return io.BufferedReader(_ChunkReader(result.stream(), key), 1 << 20)
 
     def read(self, key: str, start: int = 0, end: int | None = None) -> bytes:
-        check_key(key)
+        store, path = self._where(key)
         if end is None:
             end = self.head(key).size
         if end <= start:
@@ -147,7 +190,7 @@ class S3Backend:
             return b""
         try:
             with _translated("read", key):
-                return bytes(obstore.get_range(self._store, key, start=start, end=end))
+                return bytes(obstore.get_range(store, path, start=start, end=end))
         except StorageError as exc:
             # a range past the end is empty, as a slice is (S3 answers 416)
             if "InvalidRange" in str(exc.__cause__):
@@ -155,9 +198,9 @@ class S3Backend:
             raise
 
     def head(self, key: str) -> BlobInfo:
-        check_key(key)
+        store, path = self._where(key)
         with _translated("stat", key):
-            meta = obstore.head(self._store, key)
+            meta = obstore.head(store, path)
         return BlobInfo(key, meta["size"], meta["last_modified"].timestamp())
 
     def delete(self, key: str) -> bool:
@@ -165,89 +208,137 @@ class S3Backend:
             self.head(key)
         except NotFound:
             return False
+        store, path = self._where(key)
         with _translated("delete", key):
-            obstore.delete(self._store, key)
+            obstore.delete(store, path)
         return True
 
     def list(self, prefix: str = "") -> Iterator[BlobInfo]:
+        route, _, rest = prefix.partition("/")
+        if route in self._routed and "/" in prefix:
+            yield from self._list(self._routed[route], rest, f"{route}/")
+            return
+        yield from self._list(self._store, prefix, "")
+        for route, store in sorted(self._routed.items()):
+            if route.startswith(prefix):
+                yield from self._list(store, "", f"{route}/")
+
+    def _list(self, store: S3Store, prefix: str, route: str) -> Iterator[BlobInfo]:
         # obstore lists whole path segments; the contract is a plain string prefix
         base = prefix.rpartition("/")[0]
         if base:
             check_key(base)
-        with _translated("list", prefix):
-            for batch in obstore.list(self._store, base or None, chunk_size=1000):
+        with _translated("list", route + prefix):
+            for batch in obstore.list(store, base or None, chunk_size=1000):
                 for meta in batch:
                     key = meta["path"]
                     if key.startswith(prefix) and not key.startswith(_STAGING):
-                        yield BlobInfo(key, meta["size"], meta["last_modified"].timestamp())
+                        yield BlobInfo(route + key, meta["size"], meta["last_modified"].timestamp())
 
     def config(self) -> dict[str, Any]:
-        return {
+        config: dict[str, Any] = {
             "bucket": self.bucket,
             "prefix": self.prefix,
             "endpoint": self.endpoint,
             "region": self.region,
         }
+        if self.routes:
+            config["routes"] = dict(self.routes)
+        return config
 
-    # -- staging, used by _StagedObject ------------------------------------------------------
-    def _publish_staged(self, staging: str, key: str) -> bool:
-        """Copy a staged object into place unless ``key`` exists, then drop the staging."""
+
+class _StagingUpload:
+    """A multipart upload to a fresh staging object of one store, published under a real
+    path only by a conditional copy (no 5 GB limit), so nothing is ever overwritten."""
+
+    def __init__(self, store: S3Store) -> None:
+        self._store = store
+        self._staging = f"{_STAGING}{secrets.token_hex(16)}"
+        with _translated("write", self._staging):
+            self._writer = obstore.open_writer(store, self._staging)
+
+    def write(self, data: bytes) -> None:
+        with _translated("write", self._staging):
+            self._writer.write(data)
+
+    def publish(self, path: str, key: str) -> bool:
+        """Put the staged bytes at ``path`` unless it exists; True if they were put."""
+        with _translated("write", key):
+            self._writer.close()
         try:
             with _translated("write", key):
-                obstore.copy(self._store, staging, key, overwrite=False)
+                obstore.copy(self._store, self._staging, path, overwrite=False)
         except (AlreadyExistsError, PreconditionError):
             return False
         finally:
-            with _translated("delete", staging):
-                obstore.delete(self._store, staging)
+            with _translated("delete", self._staging):
+                obstore.delete(self._store, self._staging)
         return True
+
+    def abort(self) -> None:
+        # obstore's writer cannot abort: finish the staging object, then remove it.
+        # Nothing was ever published under a real key.
+        try:
+            self._writer.close()
+            obstore.delete(self._store, self._staging)
+        except Exception:
+            pass  # an incomplete upload left behind expires by bucket lifecycle policy
 
 
 class _StagedObject:
-    """Buffers small blobs in memory; past :data:`STAGE_IN_MEMORY`, streams the rest as a
-    multipart upload to a staging object, so large blobs never sit in memory whole."""
+    """Buffers a blob in memory up to :data:`STAGE_IN_MEMORY` (then it is one create-only
+    PUT). Past that it streams as a multipart upload to the bucket, or, when routes make
+    the bucket depend on the key that commit will name, to a temporary file first, so the
+    blob is still sent once, straight to its bucket."""
 
     def __init__(self, backend: S3Backend) -> None:
         self._backend = backend
         self._buffer: bytearray | None = bytearray()
-        self._writer: Any = None
-        self._staging = f"{_STAGING}{secrets.token_hex(16)}"
+        self._upload: _StagingUpload | None = None
+        self._spool: BinaryIO | None = None
 
     def write(self, data: bytes | bytearray | memoryview, /) -> None:
         assert self._buffer is not None, "write after commit or abort"
         self._buffer += data
-        if len(self._buffer) >= self._backend.stage_in_memory:
-            if self._writer is None:
-                with _translated("write", self._staging):
-                    self._writer = obstore.open_writer(self._backend._store, self._staging)
-            with _translated("write", self._staging):
-                self._writer.write(bytes(self._buffer))
-            self._buffer.clear()
+        if len(self._buffer) < self._backend.stage_in_memory:
+            return
+        if self._backend.routes:
+            if self._spool is None:
+                # closed by commit or abort, which the content store always calls
+                self._spool = tempfile.TemporaryFile(prefix="datakeep-s3-")  # noqa: SIM115
+            self._spool.write(self._buffer)
+        else:
+            if self._upload is None:
+                self._upload = _StagingUpload(self._backend._store)
+            self._upload.write(bytes(self._buffer))
+        self._buffer.clear()
 
     def commit(self, key: str) -> bool:
-        check_key(key)
+        store, path = self._backend._where(key)
         assert self._buffer is not None, "commit after commit or abort"
         buffer, self._buffer = self._buffer, None
-        if self._writer is None:
+        upload, self._upload = self._upload, None
+        spool, self._spool = self._spool, None
+        if spool is not None:
+            with spool:
+                upload = _StagingUpload(store)
+                spool.seek(0)
+                while chunk := spool.read(CHUNK):
+                    upload.write(chunk)
+        if upload is None:
             return self._backend.create(key, bytes(buffer))
-        with _translated("write", self._staging):
-            if buffer:
-                self._writer.write(bytes(buffer))
-            self._writer.close()
-        self._writer = None
-        return self._backend._publish_staged(self._staging, key)
+        if buffer:
+            upload.write(bytes(buffer))
+        return upload.publish(path, key)
 
     def abort(self) -> None:
         self._buffer = None
-        if self._writer is not None:
-            # obstore's writer cannot abort: finish the staging object, then remove it.
-            # Nothing was ever published under a real key.
-            writer, self._writer = self._writer, None
-            try:
-                writer.close()
-                obstore.delete(self._backend._store, self._staging)
-            except Exception:
-                pass  # an incomplete upload left behind expires by bucket lifecycle policy
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
+        if self._upload is not None:
+            upload, self._upload = self._upload, None
+            upload.abort()
 
     def __enter__(self) -> _StagedObject:
         return self

@@ -42,14 +42,14 @@ class _Group(click.Group):
             ctx.exit(1)
 
 
-def _parse_tags(values: tuple[str, ...]) -> dict[str, str]:
-    tags = {}
+def _parse_pairs(values: tuple[str, ...], option: str = "--tag") -> dict[str, str]:
+    pairs = {}
     for item in values:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--tag")
-        tags[key] = value
-    return tags
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint=option)
+        pairs[key] = value
+    return pairs
 
 
 def _open() -> Keep:
@@ -116,8 +116,22 @@ def cli() -> None:
     help="Keep the bytes in DIR (e.g. a shared mount) or in S3 (default: .datakeep/objects).",
 )
 @click.option("--endpoint", metavar="URL", help="An S3-compatible server for s3:// blobs.")
+@click.option(
+    "--route",
+    "routes",
+    multiple=True,
+    metavar="NAME=s3://BUCKET/PREFIX",
+    help="Another bucket for content whose --route-by tag is NAME (repeatable).",
+)
+@click.option("--route-by", metavar="TAG", help="The tag whose value picks a --route.")
 def init(
-    directory: str, algorithm: str, index: str | None, blobs: str | None, endpoint: str | None
+    directory: str,
+    algorithm: str,
+    index: str | None,
+    blobs: str | None,
+    endpoint: str | None,
+    routes: tuple[str, ...],
+    route_by: str | None,
 ) -> None:
     """Create a keep in DIRECTORY/.datakeep (index.sqlite + objects/).
 
@@ -126,10 +140,14 @@ def init(
         datakeep init ~/project --algorithm sha256
         datakeep init --index postgresql://me@db/team --blobs /mnt/shared/blobs
         datakeep init --blobs s3://bucket/team --endpoint http://minio:9000
+        datakeep init --blobs s3://data/team --route model=s3://models/team --route-by kind
     """
     import datakeep
 
-    with datakeep.init(directory, algorithm, index, blobs, endpoint) as keep:
+    route_map = _parse_pairs(routes, "--route")
+    with datakeep.init(
+        directory, algorithm, index, blobs, endpoint, route_map or None, route_by
+    ) as keep:
         where = "SQLite" if keep.db.dialect == "sqlite" else keep.db.dialect
         click.echo(f"initialized empty keep in {keep.path} ({keep.algorithm}, {where} index)")
 
@@ -153,7 +171,7 @@ def put(paths: tuple[str, ...], tags: tuple[str, ...], link: str, as_json: bool)
     Example:
         datakeep put data/ model.pt --tag run=42
     """
-    tag_map = _parse_tags(tags)
+    tag_map = _parse_pairs(tags)
     with _open() as keep:
         for path in paths:
             with _progress(f"put {path}") as report:
@@ -220,7 +238,7 @@ def ls_(
     Example:
         datakeep ls --tag stage=raw --kind tree --json
     """
-    tag_map = _parse_tags(tags)
+    tag_map = _parse_pairs(tags)
     shown = 0
     with _open() as keep:
         while limit is None or shown < limit:
@@ -314,7 +332,7 @@ def tag(digest: str, tags: tuple[str, ...]) -> None:
         datakeep tag blake3:1f0c... stage=clean owner=ana
     """
     with _open() as keep:
-        keep.tag(digest, _parse_tags(tags))
+        keep.tag(digest, _parse_pairs(tags))
 
 
 @cli.command()

@@ -154,14 +154,18 @@ def _adopt(store: ContentStore, report: FsckReport) -> None:
 
 
 def _digest_named_by(key: str) -> str | None:
-    """The digest a key of the default router names (``algo/ab/cdef...``), if it is one."""
-    algorithm, _, rest = key.partition("/")
-    digest = f"{algorithm}:{rest.replace('/', '')}"
-    try:
-        parse_digest(digest)
-    except InvalidInput:
-        return None
-    return digest if fanout_key(digest, {}) == key else None
+    """The digest a key of the default router names (``algo/ab/cdef...``, or that under
+    one route segment, as :func:`~datakeep.content.tag_router` writes), if it is one."""
+    for candidate in (key, key.partition("/")[2]):
+        algorithm, _, rest = candidate.partition("/")
+        digest = f"{algorithm}:{rest.replace('/', '')}"
+        try:
+            parse_digest(digest)
+        except InvalidInput:
+            continue
+        if fanout_key(digest, {}) == candidate:
+            return digest
+    return None
 
 
 def _check_trees(store: ContentStore, trees: list[str], report: FsckReport) -> None:
