@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+import datakeep
 from datakeep import statcache
 from datakeep.content import Written
 from datakeep.errors import AlreadyExists, IntegrityError, InvalidPath, NotFound
@@ -266,3 +267,59 @@ def test_tree_members_reads_what_decode_reads() -> None:
             tree_members(bad, algorithm)
     with pytest.raises(IntegrityError):
         tree_members(data, "sha256")  # names digests of another algorithm
+
+
+def test_an_unchanged_directory_skips_the_file_lookups_and_any_change_is_seen(
+    keep: Keep, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(statcache, "RACY_NS", 0)  # files just written count as settled
+    src = tmp_path / "src"
+    make_tree(src)
+    first = keep.put_tree(src, tags={"v": "1"})
+    lookups: list[int] = []
+    original = keep.stat_cache.lookup
+    monkeypatch.setattr(
+        keep.stat_cache, "lookup", lambda stats, a: lookups.append(len(stats)) or original(stats, a)
+    )
+    again = keep.put_tree(src, tags={"v": "2"})
+    assert again.digest == first.digest and lookups == []
+    assert again.tags == {"v": "2"}  # tags are still recorded on the fast path
+
+    def fresh_digest() -> str:
+        """The tree of ``src`` as a keep with no caches computes it."""
+        with datakeep.init(tmp_path / f"fresh-{len(seen)}") as other:
+            return other.put_tree(src).digest
+
+    seen = {first.digest}
+    changes = [
+        lambda: (src / "a.txt").write_text("ALPHA"),  # same size, new bytes
+        lambda: (src / "private").chmod(0o640),
+        lambda: (src / "run.sh").rename(src / "run2.sh"),
+        lambda: (src / "empty" / "now-a-file").write_text(""),
+        lambda: (src / "sub" / "link").unlink() or (src / "sub" / "link").symlink_to("b.bin"),
+    ]
+    for change in changes:
+        change()
+        lookups.clear()
+        digest = keep.put_tree(src).digest
+        assert lookups, "a changed directory goes file by file"
+        assert digest == fresh_digest() and digest not in seen
+        seen.add(digest)
+        lookups.clear()
+        assert keep.put_tree(src).digest == digest and lookups == []
+
+
+def test_a_remembered_tree_that_left_the_keep_is_stored_again(
+    keep: Keep, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(statcache, "RACY_NS", 0)
+    src = tmp_path / "src"
+    make_tree(src)
+    tree = keep.put_tree(src)
+    assert keep.gc(grace_s=0).swept  # untagged: the tree and its files go
+    assert not keep.exists(tree.digest)
+    again = keep.put_tree(src)
+    assert again.digest == tree.digest
+    assert keep.verify_many().ok and keep.fsck().ok
+    keep.export(tree.digest, tmp_path / "out")
+    assert (tmp_path / "out" / "a.txt").read_text() == "alpha"

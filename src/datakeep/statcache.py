@@ -8,10 +8,15 @@ The racy-timestamp rule (as git's index): a file modified within :data:`RACY_NS`
 moment it was hashed may be modified again without its mtime changing, because file
 timestamps tick coarsely (a kernel tick on ext4, 2 s on FAT). Such an entry is not
 trusted; the file is hashed again next time, and once it is old enough the fresh entry is.
+
+A second table remembers, per directory, the tree last stored from it with a fingerprint
+of every entry's path and stat: an unchanged directory is then re-put without looking up
+its files one by one (100,000 files: one query instead of 200).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -49,6 +54,10 @@ class StatCache:
                     "CREATE TABLE IF NOT EXISTS stat (dev INTEGER, ino INTEGER, size INTEGER,"
                     " mtime_ns INTEGER, ctime_ns INTEGER, digest TEXT, checked_ns INTEGER,"
                     " PRIMARY KEY (dev, ino)) WITHOUT ROWID"
+                )
+                db.execute(
+                    "CREATE TABLE IF NOT EXISTS tree (root TEXT PRIMARY KEY,"
+                    " fingerprint BLOB, digest TEXT, size INTEGER) WITHOUT ROWID"
                 )
             except sqlite3.Error:
                 return None
@@ -122,6 +131,42 @@ class StatCache:
                 if db.in_transaction:
                     db.rollback()
 
+    def tree_of(self, root: str, fingerprint: bytes) -> tuple[str, int] | None:
+        """(digest, size) of the tree last stored from ``root``, if the directory's
+        fingerprint (every entry's path and stat) is still the same."""
+        db = self._connect()
+        if db is None:
+            return None
+        with self._lock:
+            try:
+                row = db.execute(
+                    "SELECT digest, size FROM tree WHERE root = ? AND fingerprint = ?",
+                    (root, fingerprint),
+                ).fetchone()
+            except sqlite3.Error:
+                return None
+        return None if row is None else (str(row[0]), int(row[1]))
+
+    def remember_tree(
+        self,
+        root: str,
+        fingerprint: bytes,
+        digest: str,
+        size: int,
+        newest_ns: int,
+        checked_ns: int,
+    ) -> None:
+        """Remember the tree of ``root`` if its newest entry (``newest_ns``, the latest
+        mtime or ctime) had settled when the scan began at ``checked_ns``."""
+        db = self._connect()
+        if db is None or newest_ns + RACY_NS >= checked_ns:
+            return
+        # not remembered on error: the next put looks its files up one by one
+        with self._lock, contextlib.suppress(sqlite3.Error):
+            db.execute(
+                "INSERT OR REPLACE INTO tree VALUES (?, ?, ?, ?)", (root, fingerprint, digest, size)
+            )
+
     def forget(self, digests: set[str]) -> None:
         """Drop the entries naming ``digests`` (no longer in the keep), so the files are
         hashed and stored again by the next put instead of being vouched for."""
@@ -131,6 +176,8 @@ class StatCache:
         with self._lock:
             try:
                 db.executemany("DELETE FROM stat WHERE digest = ?", [(d,) for d in digests])
+                # a remembered tree may name a forgotten file: look them up afresh
+                db.execute("DELETE FROM tree")
             except sqlite3.Error:
                 # a cache that cannot forget must not vouch at all: start afresh
                 self.close()

@@ -13,6 +13,7 @@ link; its content is the link target) or ``d`` (empty directory). Paths are rela
 
 from __future__ import annotations
 
+import marshal
 import os
 import posixpath
 import secrets
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .content import Content, ContentStore, LinkMode, Written
-from .digest import parse_digest
+from .digest import new_hasher, parse_digest
 from .errors import AlreadyExists, IntegrityError, InvalidPath, NotFound
 from .progress import Progress, ProgressCallback
 from .statcache import StatCache
@@ -235,6 +236,28 @@ def _scan(root: Path) -> list[_Scanned]:
     return found
 
 
+def _fingerprint(scanned: list[_Scanned], algorithm: str) -> bytes:
+    """Every entry's path, kind, identity and change stamps, in one hashable blob: equal
+    fingerprints mean nothing in the directory changed (as the stat cache decides)."""
+    listing = [
+        (
+            s.path,
+            s.kind,
+            s.stat.st_mode,
+            s.stat.st_size,
+            s.stat.st_dev,
+            s.stat.st_ino,
+            s.stat.st_mtime_ns,
+            s.stat.st_ctime_ns,
+            s.target,
+        )
+        for s in scanned
+    ]
+    hasher = new_hasher("blake3")
+    hasher.update(marshal.dumps((algorithm, listing)))
+    return bytes.fromhex(hasher.hexdigest())
+
+
 def put_tree(
     store: ContentStore,
     cache: StatCache,
@@ -243,13 +266,48 @@ def put_tree(
     link: LinkMode = "copy",
     progress: ProgressCallback | None = None,
 ) -> Content:
-    """Store the directory ``root``; unchanged files (per the stat cache) are not re-read."""
+    """Store the directory ``root``; unchanged files (per the stat cache) are not re-read,
+    and an unchanged directory (every entry's stat as when its tree was stored) is not
+    even looked up file by file."""
     if not root.exists():
         raise NotFound(f"no such directory: {root}")
     if not root.is_dir():
         raise InvalidPath(f"{root} is not a directory")
     checked_ns = time.time_ns()  # before any file is read: see the racy rule in statcache
     scanned = _scan(root)
+    where = os.path.realpath(root)
+    fingerprint = _fingerprint(scanned, store.algorithm)
+    tree = _known_tree(store, cache.tree_of(where, fingerprint))
+    if tree is None:
+        tree = _store_tree(store, cache, root, scanned, link, progress, checked_ns)
+        newest_ns = max((max(s.stat.st_mtime_ns, s.stat.st_ctime_ns) for s in scanned), default=0)
+        cache.remember_tree(where, fingerprint, tree.digest, tree.size, newest_ns, checked_ns)
+    store.record([tree], tags, kind="tree")
+    return store.info(tree.digest)
+
+
+def _known_tree(store: ContentStore, known: tuple[str, int] | None) -> Written | None:
+    """The tree the stat cache remembers, if this keep still holds it."""
+    if known is None:
+        return None
+    digest, size = known
+    try:
+        return Written(digest, size, store.key_of(digest))
+    except NotFound:
+        return None
+
+
+def _store_tree(
+    store: ContentStore,
+    cache: StatCache,
+    root: Path,
+    scanned: list[_Scanned],
+    link: LinkMode,
+    progress: ProgressCallback | None,
+    checked_ns: int,
+) -> Written:
+    """Store the scanned files and the manifest; returns the manifest, not yet recorded
+    as a tree."""
     files = [s for s in scanned if s.kind == "f"]
     cached = cache.lookup([s.stat for s in files], store.algorithm)
     written: list[Written] = []  # stored, not yet recorded
@@ -307,8 +365,7 @@ def put_tree(
                 if digests[item.path] in lost:
                     store_file(item)
     flush()
-    store.record([tree], tags, kind="tree")
-    return store.info(tree.digest)
+    return tree
 
 
 def export_tree(
