@@ -22,6 +22,7 @@ from typing import Any, BinaryIO, Literal
 from sqlalchemy import Connection, and_, exists, insert, select
 
 from .backends import Backend, FileBackend
+from .backends._local import copy_in_kernel
 from .digest import Hasher, hash_file, new_hasher, parse_digest
 from .errors import (
     IntegrityError,
@@ -764,7 +765,8 @@ class ContentStore:
                             raise LinkUnsupported(f"cannot hard-link {digest} to {dest}") from None
                 if size >= CHUNK:
                     # copy in the kernel, then verify the copy itself (memory-mapped)
-                    _copy_file(source, target)
+                    with open(source, "rb") as src, open(target, "xb") as dst:
+                        copy_in_kernel(src, dst)
                     verify_file(target, digest, size)
                 else:
                     try:
@@ -824,17 +826,6 @@ def verify_file(path: Path, digest: str, size: int) -> None:
     actual = hash_file(path, digest.partition(":")[0])
     if actual != digest:
         raise IntegrityError(f"{digest} is corrupted: its stored bytes hash to {actual}")
-
-
-def _copy_file(source: Path, dest: Path) -> None:
-    """Copy in the kernel (copy_file_range), never through Python's memory."""
-    with open(source, "rb") as src, open(dest, "xb") as dst:
-        remaining = os.fstat(src.fileno()).st_size
-        while remaining > 0:
-            copied = os.copy_file_range(src.fileno(), dst.fileno(), remaining)
-            if copied == 0:
-                break
-            remaining -= copied
 
 
 def _chunks(source: Iterable[bytes] | BinaryIO) -> Iterator[bytes | bytearray | memoryview]:

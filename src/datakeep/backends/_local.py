@@ -23,7 +23,7 @@ from typing import Any, BinaryIO, ClassVar
 from ..errors import LinkUnsupported, NotFound, StorageError
 from ._protocol import BlobInfo, IngestLink, check_key
 
-__all__ = ["LocalBackend"]
+__all__ = ["LocalBackend", "copy_in_kernel"]
 
 _FICLONE = 0x40049409  # from linux/fs.h
 _READ_ONLY = 0o444
@@ -282,13 +282,8 @@ class LocalBackend:
                 with open(source, "rb") as src, open(tmp, "xb") as dst:
                     if link == "reflink":
                         fcntl.ioctl(dst.fileno(), _FICLONE, src.fileno())
-                    else:  # copy_file_range: the bytes never pass through Python
-                        remaining = os.fstat(src.fileno()).st_size
-                        while remaining > 0:
-                            copied = os.copy_file_range(src.fileno(), dst.fileno(), remaining)
-                            if copied == 0:
-                                break
-                            remaining -= copied
+                    else:
+                        copy_in_kernel(src, dst)
                 os.chmod(tmp, _READ_ONLY)
                 return self._link_into_place(tmp, path)
             finally:
@@ -323,6 +318,17 @@ def _fsync_path(path: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def copy_in_kernel(src: BinaryIO, dst: BinaryIO) -> None:
+    """Copy the whole of ``src`` into ``dst`` with copy_file_range: the bytes never pass
+    through Python's memory (and a filesystem that can share extents does)."""
+    remaining = os.fstat(src.fileno()).st_size
+    while remaining > 0:
+        copied = os.copy_file_range(src.fileno(), dst.fileno(), remaining)
+        if copied == 0:
+            break
+        remaining -= copied
 
 
 _libc: Any = None
