@@ -78,7 +78,6 @@ def _fresh_s3_backend() -> S3Backend:
     """For the state machine, which cannot take fixtures: one server for the module."""
     if not _endpoint:
         import logging
-        import os
 
         from moto.server import ThreadedMotoServer
 

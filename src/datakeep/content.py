@@ -21,8 +21,7 @@ from typing import Any, BinaryIO, Literal
 
 from sqlalchemy import Connection, and_, exists, insert, select
 
-from .backends import Backend, FileBackend
-from .backends._local import copy_in_kernel
+from .backends import Backend, FileBackend, copy_in_kernel
 from .digest import Hasher, hash_file, new_hasher, parse_digest
 from .errors import (
     IntegrityError,
