@@ -37,6 +37,7 @@ from obstore.store import S3Store
 from ..errors import InvalidInput, NotFound, StorageError
 from ._aws_profile import profile_settings
 from ._protocol import BlobInfo, check_key
+from ._registry import backend_for_location
 
 if TYPE_CHECKING:
     from obstore.store import RetryConfig
@@ -109,10 +110,11 @@ def _store_for(
 
 
 def _split_location(location: str) -> tuple[str, str]:
-    bucket, _, prefix = location.removeprefix("s3://").partition("/")
-    if not location.startswith("s3://") or not bucket:
+    """(bucket, prefix) of a route's ``s3://bucket/prefix``, by the one location parser."""
+    name, settings = backend_for_location(location)
+    if name != S3Backend.name:
         raise InvalidInput(f"a route goes to s3://bucket/prefix, not {location!r}")
-    return bucket, prefix.strip("/")
+    return settings["bucket"], settings["prefix"]
 
 
 class S3Backend:
