@@ -76,9 +76,11 @@ def paired(
     for _ in range(rounds):
         if before_baseline is not None:
             before_baseline()
+        os.sync()  # each side starts with nothing dirty: a sync in ours must not flush theirs
         base = timed(baseline)
         if before_ours is not None:
             before_ours()
+        os.sync()
         mine = timed(ours)
         base_times.append(base)
         our_times.append(mine)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from datakeep.errors import (
     IntegrityError,
     InvalidDigest,
     InvalidInput,
+    InvalidPath,
     LinkUnsupported,
     NotFound,
     UnknownAlgorithm,
@@ -84,6 +86,48 @@ def test_put_file_auto_falls_back_to_a_working_link(keep: Keep, tmp_path: Path) 
     c = keep.put_file(src, link="auto")
     assert keep.get(c.digest) == b"auto" * 1000
     assert keep.verify(c.digest) == c
+
+
+@pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="needs a second filesystem")
+@pytest.mark.parametrize("size", [4000, 6 * 1024 * 1024])
+def test_put_file_auto_across_filesystems_stores_a_full_copy(
+    keep: Keep, tmp_path: Path, size: int
+) -> None:
+    # the file is hashed for a link first; when no link can be made it must be read
+    # again from the start, not stored from where the hashing left off
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as elsewhere:
+        src = Path(elsewhere) / "data.bin"
+        data = os.urandom(size)
+        src.write_bytes(data)
+        c = keep.put_file(src, link="auto")
+        assert c.size == size
+        assert keep.get(c.digest) == data
+        assert blob_path(keep, c.digest).stat().st_ino != src.stat().st_ino
+
+
+def test_put_file_refuses_a_file_changed_after_it_was_scanned(keep: Keep, tmp_path: Path) -> None:
+    src = tmp_path / "data.bin"
+    src.write_bytes(b"first")
+    scanned = src.stat()
+    src.write_bytes(b"second, longer")
+    with pytest.raises(InvalidInput, match="changed while it was being stored"):
+        keep.store.write_file(src, expected=scanned)
+    replaced = tmp_path / "replacement"
+    replaced.write_bytes(b"second, longer")
+    scanned = src.stat()
+    os.replace(replaced, src)  # same size, another file
+    with pytest.raises(InvalidInput, match="changed while it was being stored"):
+        keep.store.write_file(src, expected=scanned)
+    assert keep.store.write_file(src, expected=src.stat()).size == len(b"second, longer")
+
+
+def test_put_file_of_a_fifo_is_refused_without_waiting_for_a_writer(
+    keep: Keep, tmp_path: Path
+) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(InvalidPath, match="not a regular file"):
+        keep.put_file(fifo)
 
 
 def test_find_by_tags_with_keyset_paging(keep: Keep) -> None:

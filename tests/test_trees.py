@@ -109,8 +109,8 @@ def test_unchanged_files_are_not_rehashed(
     hashed: list[Path] = []
     original = keep.store.write_file
 
-    def counting(path: Path, *args: object, **kwargs: object) -> Written:
-        hashed.append(path)
+    def counting(path: str, *args: object, **kwargs: object) -> Written:
+        hashed.append(Path(path))
         return original(path, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(keep.store, "write_file", counting)
@@ -134,7 +134,7 @@ def test_racy_entries_are_rehashed(
     hashed: list[Path] = []
     original = keep.store.write_file
     monkeypatch.setattr(
-        keep.store, "write_file", lambda p, *a, **k: hashed.append(p) or original(p, *a, **k)
+        keep.store, "write_file", lambda p, *a, **k: hashed.append(Path(p)) or original(p, *a, **k)
     )
     keep.put_tree(src)
     assert hashed == [src / "f"], "a racy entry must not be trusted"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import stat
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -289,35 +290,51 @@ class ContentStore:
 
     def write_file(
         self,
-        path: Path,
+        path: str | os.PathLike[str],
         tags: Mapping[str, str] | None = None,
         link: LinkMode = "copy",
+        expected: os.stat_result | None = None,
     ) -> Written:
-        """Store one regular file; the bytes are read once."""
+        """Store one regular file; the bytes are read once.
+
+        ``expected`` is the file's stat from a directory scan: the file is stored only if
+        it is still that file, unchanged, once read (which saves a stat per file).
+        """
         try:
-            with open(path, "rb") as f:
-                before = os.fstat(f.fileno())
-                if link != "copy":
-                    written = self._write_linked(f, path, before.st_size, tags, link)
-                    if written is not None:
-                        return written
-                if before.st_size <= SMALL_FILE:
-                    data = f.read()
-                    _check_unchanged(f, before, path)
+            # O_NONBLOCK: a FIFO is refused below instead of waiting for a writer
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+            try:
+                before = os.fstat(fd) if expected is None else expected
+                if stat.S_ISDIR(before.st_mode):
+                    raise IsADirectoryError
+                if not stat.S_ISREG(before.st_mode):
+                    raise InvalidPath(f"{os.fspath(path)} is not a regular file")
+                if link == "copy" and before.st_size <= SMALL_FILE:
+                    # raw reads: a buffered file object costs four more system calls
+                    data = _read_whole(fd, before.st_size)
+                    _check_unchanged(fd, before, path)
                     return self.write_bytes(data, tags)
-                written = self.write_stream(f, tags)
-                _check_unchanged(f, before, path)
-                return written
+                with open(fd, "rb", closefd=False) as f:
+                    if link != "copy":
+                        written = self._write_linked(f, Path(path), before.st_size, tags, link)
+                        if written is not None:
+                            return written
+                        f.seek(0)
+                    written = self.write_stream(f, tags)
+                    _check_unchanged(fd, before, path)
+                    return written
+            finally:
+                os.close(fd)
         except FileNotFoundError:
-            raise NotFound(f"no such file: {path}") from None
+            raise NotFound(f"no such file: {os.fspath(path)}") from None
         except IsADirectoryError:
-            raise InvalidPath(f"{path} is a directory") from None
+            raise InvalidPath(f"{os.fspath(path)} is a directory") from None
         except PermissionError as exc:
-            raise InvalidInput(f"cannot read {path}: permission denied") from exc
+            raise InvalidInput(f"cannot read {os.fspath(path)}: permission denied") from exc
         except OSError as exc:
             if isinstance(exc, StorageError):
                 raise
-            raise InvalidInput(f"cannot read {path}: {exc.strerror or exc}") from exc
+            raise InvalidInput(f"cannot read {os.fspath(path)}: {exc.strerror or exc}") from exc
 
     def _write_linked(
         self,
@@ -337,7 +354,7 @@ class ContentStore:
         hasher = new_hasher(self.algorithm)
         for chunk in _chunks(f):
             hasher.update(chunk)
-        _check_unchanged(f, before, path)
+        _check_unchanged(f.fileno(), before, path)
         digest = self._digest_of(hasher)
         key = self.router(digest, tags or {})
         tries: list[Literal["reflink", "hardlink"]] = (
@@ -488,7 +505,7 @@ class ContentStore:
         tags: Mapping[str, str] | None = None,
         link: LinkMode = "copy",
     ) -> Content:
-        return self._put(lambda: self.write_file(Path(path), tags, link), tags)
+        return self._put(lambda: self.write_file(path, tags, link), tags)
 
     def _put(self, write: Callable[[], Written], tags: Mapping[str, str] | None) -> Content:
         checked = _check_tags(tags)
@@ -844,7 +861,24 @@ def _chunks(source: Iterable[bytes] | BinaryIO) -> Iterator[bytes | bytearray | 
             yield chunk
 
 
-def _check_unchanged(f: BinaryIO, before: os.stat_result, path: Path) -> None:
-    after = os.fstat(f.fileno())
-    if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
-        raise InvalidInput(f"{path} changed while it was being stored; try again")
+def _read_whole(fd: int, size: int) -> bytes:
+    """The whole file: one read when ``size`` is right (the stat after the read catches
+    a file that grew), more if a read comes back short."""
+    data = os.read(fd, size) if size else b""
+    if len(data) == size:
+        return data
+    parts = [data]
+    while chunk := os.read(fd, CHUNK):
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def _check_unchanged(fd: int, before: os.stat_result, path: str | os.PathLike[str]) -> None:
+    """After reading: still the same file (inode), with the size and mtime it had."""
+    after = os.fstat(fd)
+    if (after.st_ino, after.st_size, after.st_mtime_ns) != (
+        before.st_ino,
+        before.st_size,
+        before.st_mtime_ns,
+    ):
+        raise InvalidInput(f"{os.fspath(path)} changed while it was being stored; try again")

@@ -317,6 +317,7 @@ def _store_tree(
     total = len(files)
 
     pending_bytes = 0
+    base = os.fspath(root)
 
     def flush() -> None:
         nonlocal pending_bytes
@@ -329,10 +330,7 @@ def _store_tree(
 
     def store_file(item: _Scanned) -> str:
         nonlocal pending_bytes
-        w = store.write_file(root / item.path, link=link)
-        now = os.lstat(root / item.path)
-        if (now.st_size, now.st_mtime_ns) != (item.stat.st_size, item.stat.st_mtime_ns):
-            raise InvalidPath(f"{root / item.path} changed while it was being stored; try again")
+        w = store.write_file(os.path.join(base, item.path), link=link, expected=item.stat)
         written.append(w)
         fresh.append((item.stat, w.digest))
         pending_bytes += w.size

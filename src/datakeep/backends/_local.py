@@ -13,6 +13,7 @@ import contextlib
 import ctypes
 import errno
 import fcntl
+import itertools
 import os
 import secrets
 import threading
@@ -40,6 +41,20 @@ _LINK_UNSUPPORTED = {
     errno.ENOTTY,
     errno.EMLINK,
 }
+
+
+# Temporary names: a random tag per process, then a counter; no random bytes per blob.
+# A forked child draws its own tag. next() on a count is atomic under the GIL.
+_process_tag = secrets.token_hex(8)
+_tmp_numbers = itertools.count()
+
+
+def _new_process_tag() -> None:
+    global _process_tag
+    _process_tag = secrets.token_hex(8)
+
+
+os.register_at_fork(after_in_child=_new_process_tag)
 
 
 def _storage_error(action: str, key: str, exc: OSError) -> StorageError:
@@ -128,7 +143,7 @@ class LocalBackend:
         return os.path.join(self._root, check_key(key))
 
     def _temp_path(self) -> str:
-        return os.path.join(self._tmp_dir, secrets.token_hex(12))
+        return f"{self._tmp_dir}/{_process_tag}-{next(_tmp_numbers)}"
 
     def _link_into_place(self, source: str, path: str) -> bool:
         """``link(source, path)``, making parents on demand; False if ``path`` exists."""
