@@ -1,16 +1,5 @@
-"""A keep: one ``.datakeep/`` directory tying an index, a blob backend and a stat cache.
-
-Layout of the embedded default::
-
-    .datakeep/
-        keep.json       format, hash algorithm, where the index and the blobs live
-        index.sqlite    the index (WAL mode)
-        objects/        blobs of the local backend
-        cache/          per-machine caches (the stat cache)
-
-Every location in ``keep.json`` is relative to ``.datakeep/`` unless it is a URL, so a
-keep directory can be moved or copied and still opens.
-"""
+"""A keep: one ``.datakeep/`` directory tying an index, a blob backend and a stat cache
+(its layout: :mod:`datakeep.keepdir`)."""
 
 from __future__ import annotations
 
@@ -52,6 +41,15 @@ from .errors import (
 )
 from .index import IndexDatabase, ensure_schema, keep_meta
 from .index.upsert import insert_ignore
+from .keepdir import (
+    CONFIG_FILE,
+    KEEP_DIR,
+    KEEP_FORMAT,
+    find_keep_dir,
+    index_url,
+    read_config,
+    stat_cache_path,
+)
 from .progress import Progress, ProgressCallback
 from .statcache import StatCache
 from .trees import decode_tree, export_tree, put_tree
@@ -65,9 +63,6 @@ __all__ = ["KEEP_DIR", "Keep", "Problem", "VerifyReport", "find_keep_dir", "init
 T = TypeVar("T")
 _log = logging.getLogger("datakeep")
 
-KEEP_DIR = ".datakeep"
-CONFIG_FILE = "keep.json"
-KEEP_FORMAT = "datakeep.keep@v1"
 MISSING = "blob is missing from the store"
 
 
@@ -85,22 +80,6 @@ class VerifyReport:
     @property
     def ok(self) -> bool:
         return not self.problems
-
-
-def find_keep_dir(start: str | os.PathLike[str] = ".") -> Path:
-    """The ``.datakeep`` directory for ``start``: ``$DATAKEEP_DIR``, else searched upward."""
-    override = os.environ.get("DATAKEEP_DIR")
-    if override:
-        candidate = Path(override)
-        for keep_dir in (candidate, candidate / KEEP_DIR):
-            if (keep_dir / CONFIG_FILE).is_file():
-                return keep_dir.resolve()
-        raise NotFound(f"DATAKEEP_DIR={override} holds no keep (run 'datakeep init')")
-    here = Path(start).resolve()
-    for directory in (here, *here.parents):
-        if (directory / KEEP_DIR / CONFIG_FILE).is_file():
-            return directory / KEEP_DIR
-    raise NotFound(f"no keep in {here} or any parent directory (run 'datakeep init')")
 
 
 def _write_config_once(path: Path, config: dict[str, Any]) -> None:
@@ -189,16 +168,9 @@ class Keep:
         self.on_fallback: Callable[[str], None] | None = None
         """Told (one line) whenever a read is served by a mirror because the primary
         copy is missing or bad; the primary is never repaired behind your back."""
-        try:
-            config = json.loads((keep_dir / CONFIG_FILE).read_text())
-        except FileNotFoundError:
-            raise NotFound(f"no keep at {keep_dir}") from None
-        except (OSError, ValueError) as exc:
-            raise InvalidInput(f"unreadable {keep_dir / CONFIG_FILE}: {exc}") from exc
-        if config.get("format") != KEEP_FORMAT:
-            raise InvalidInput(f"{keep_dir / CONFIG_FILE} is not a {KEEP_FORMAT} file")
+        config = read_config(keep_dir)
         self.algorithm = check_algorithm(config["algorithm"])
-        self.db = IndexDatabase(self._index_url(config["index"]))
+        self.db = IndexDatabase(index_url(keep_dir, config["index"]))
         blobs = dict(config["blobs"])
         backend_name = blobs.pop("backend")
         if "root" in blobs:
@@ -211,12 +183,7 @@ class Keep:
             if "route_by" in config:
                 router = tag_router(config["route_by"], blobs.get("routes", {}))
         self.store = ContentStore(self.db, backend, self.algorithm, router)
-        self.stat_cache = StatCache(keep_dir / "cache" / "stat.sqlite")
-
-    def _index_url(self, index: str) -> str:
-        if "://" in index:
-            return index
-        return f"sqlite:///{self.path / index}"
+        self.stat_cache = StatCache(stat_cache_path(keep_dir))
 
     def _check_algorithm(self) -> None:
         query = select(keep_meta.c.value).where(keep_meta.c.key == "algorithm")

@@ -13,21 +13,19 @@ link; its content is the link target) or ``d`` (empty directory). Paths are rela
 
 from __future__ import annotations
 
-import marshal
 import os
-import posixpath
 import secrets
 import shutil
-import stat
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from .content import Content, ContentStore, LinkMode, Written
-from .digest import new_hasher, parse_digest
+from .digest import parse_digest
 from .errors import AlreadyExists, IntegrityError, InvalidPath, NotFound
 from .progress import Progress, ProgressCallback
+from .scan import Scanned, check_link_target, check_resolves_inside, fingerprint, scan
 from .statcache import StatCache
 
 __all__ = [
@@ -42,7 +40,6 @@ __all__ = [
 
 TREE_FORMAT = "datakeep.tree@v1"
 _HEADER = TREE_FORMAT + "\n"
-_SKIP_NAMES = frozenset({".datakeep"})  # never store a keep inside its own tree
 # Record progress in batches, so an interrupted put of a big tree resumes from there.
 _BATCH_FILES = 2000
 _BATCH_BYTES = 256 << 20
@@ -104,15 +101,6 @@ def check_relative_path(path: str) -> str:
     ):
         raise InvalidPath(f"unsafe path in tree: {path!r}")
     return path
-
-
-def check_link_target(path: str, target: str) -> None:
-    """A link may only point inside its tree: relative, never climbing above the root."""
-    if not target or target.startswith("/") or "\x00" in target:
-        raise InvalidPath(f"symbolic link {path!r} -> {target!r} points outside the tree")
-    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
-    if resolved == ".." or resolved.startswith("../"):
-        raise InvalidPath(f"symbolic link {path!r} -> {target!r} points outside the tree")
 
 
 def decode_tree(data: bytes, algorithm: str | None = None) -> list[TreeEntry]:
@@ -177,87 +165,6 @@ def tree_members(data: bytes, algorithm: str) -> list[str]:
     return members
 
 
-@dataclass(slots=True)
-class _Scanned:
-    path: str
-    kind: str
-    stat: os.stat_result
-    target: str | None = None  # of a link
-
-    @property
-    def size(self) -> int:
-        if self.kind == "f":
-            return self.stat.st_size
-        return len(self.target.encode()) if self.target is not None else 0
-
-    @property
-    def mode(self) -> int:
-        return 0 if self.kind == "l" else stat.S_IMODE(self.stat.st_mode) & 0o777
-
-
-def _check_resolves_inside(root: Path, link: Path) -> None:
-    """Follow a link's whole chain (links through links) and refuse one leaving ``root``."""
-    real_root = os.path.realpath(root)
-    resolved = os.path.realpath(link)
-    if resolved != real_root and not resolved.startswith(real_root + os.sep):
-        raise InvalidPath(f"symbolic link {link} resolves outside {root}")
-
-
-def _scan(root: Path) -> list[_Scanned]:
-    found: list[_Scanned] = []
-    stack = [(os.fspath(root), "")]
-    while stack:
-        directory, rel = stack.pop()
-        try:
-            with os.scandir(directory) as it:
-                children = [e for e in it if e.name not in _SKIP_NAMES]
-        except PermissionError:
-            raise InvalidPath(f"cannot read directory {directory}: permission denied") from None
-        if not children and rel:
-            found.append(_Scanned(rel[:-1], "d", os.lstat(directory)))
-        for entry in children:
-            path = rel + entry.name
-            try:
-                path.encode()
-            except UnicodeEncodeError:
-                raise InvalidPath(f"file name is not valid UTF-8: {entry.path!r}") from None
-            st = entry.stat(follow_symlinks=False)
-            if stat.S_ISDIR(st.st_mode):
-                stack.append((entry.path, path + "/"))
-            elif stat.S_ISREG(st.st_mode):
-                found.append(_Scanned(path, "f", st))
-            elif stat.S_ISLNK(st.st_mode):
-                target = os.readlink(entry.path)
-                check_link_target(path, target)
-                _check_resolves_inside(root, Path(entry.path))
-                found.append(_Scanned(path, "l", st, target))
-            else:
-                raise InvalidPath(f"cannot store {entry.path}: not a file, directory or link")
-    return found
-
-
-def _fingerprint(scanned: list[_Scanned], algorithm: str) -> bytes:
-    """Every entry's path, kind, identity and change stamps, in one hashable blob: equal
-    fingerprints mean nothing in the directory changed (as the stat cache decides)."""
-    listing = [
-        (
-            s.path,
-            s.kind,
-            s.stat.st_mode,
-            s.stat.st_size,
-            s.stat.st_dev,
-            s.stat.st_ino,
-            s.stat.st_mtime_ns,
-            s.stat.st_ctime_ns,
-            s.target,
-        )
-        for s in scanned
-    ]
-    hasher = new_hasher("blake3")
-    hasher.update(marshal.dumps((algorithm, listing)))
-    return bytes.fromhex(hasher.hexdigest())
-
-
 def put_tree(
     store: ContentStore,
     cache: StatCache,
@@ -274,14 +181,14 @@ def put_tree(
     if not root.is_dir():
         raise InvalidPath(f"{root} is not a directory")
     checked_ns = time.time_ns()  # before any file is read: see the racy rule in statcache
-    scanned = _scan(root)
+    scanned = scan(root)
     where = os.path.realpath(root)
-    fingerprint = _fingerprint(scanned, store.algorithm)
-    tree = _known_tree(store, cache.tree_of(where, fingerprint))
+    stamp = fingerprint(scanned, store.algorithm)
+    tree = _known_tree(store, cache.tree_of(where, stamp))
     if tree is None:
         tree = _store_tree(store, cache, root, scanned, link, progress, checked_ns)
         newest_ns = max((max(s.stat.st_mtime_ns, s.stat.st_ctime_ns) for s in scanned), default=0)
-        cache.remember_tree(where, fingerprint, tree.digest, tree.size, newest_ns, checked_ns)
+        cache.remember_tree(where, stamp, tree.digest, tree.size, newest_ns, checked_ns)
     store.record([tree], tags, kind="tree")
     return store.info(tree.digest)
 
@@ -301,7 +208,7 @@ def _store_tree(
     store: ContentStore,
     cache: StatCache,
     root: Path,
-    scanned: list[_Scanned],
+    scanned: list[Scanned],
     link: LinkMode,
     progress: ProgressCallback | None,
     checked_ns: int,
@@ -328,7 +235,7 @@ def _store_tree(
         written.clear()
         fresh.clear()
 
-    def store_file(item: _Scanned) -> str:
+    def store_file(item: Scanned) -> str:
         nonlocal pending_bytes
         w = store.write_file(os.path.join(base, item.path), link=link, expected=item.stat)
         written.append(w)
@@ -425,7 +332,7 @@ def export_tree(
                 progress(Progress("export", done, total, e.size))
         for e in entries:
             if e.kind == "l":
-                _check_resolves_inside(staging, staging / e.path)
+                check_resolves_inside(staging, staging / e.path)
         if dest.exists():
             dest.rmdir()
         os.rename(staging, dest)

@@ -58,6 +58,22 @@ def _open() -> Keep:
     return datakeep.open(".")
 
 
+def _unchanged_trees(paths: tuple[str, ...]) -> list[str] | None:
+    """Each path's tree digest if every path is a directory the keep holds unchanged;
+    None if any one needs a real put (see :mod:`datakeep.unchanged`)."""
+    from ..keepdir import find_keep_dir
+    from ..unchanged import unchanged_tree
+
+    keep_dir = find_keep_dir(".")
+    digests = []
+    for path in paths:
+        digest = unchanged_tree(keep_dir, path)
+        if digest is None:
+            return None
+        digests.append(digest)
+    return digests
+
+
 def _content_json(c: Content) -> dict[str, Any]:
     return {
         "digest": c.digest,
@@ -172,6 +188,12 @@ def put(paths: tuple[str, ...], tags: tuple[str, ...], link: str, as_json: bool)
         datakeep put data/ model.pt --tag run=42
     """
     tag_map = _parse_pairs(tags)
+    if not tag_map and not as_json:
+        digests = _unchanged_trees(paths)
+        if digests is not None:
+            for digest, path in zip(digests, paths, strict=True):
+                click.echo(f"{digest}  {path}")
+            return
     with _open() as keep:
         for path in paths:
             with _progress(f"put {path}") as report:

@@ -15,19 +15,11 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
 from ..errors import SchemaTooNew
+from ..schema_revisions import HEAD, REVISIONS
 from .engine import IndexDatabase, translated
 
-__all__ = ["REVISIONS", "current_revision", "ensure_schema"]
+__all__ = ["HEAD", "REVISIONS", "current_revision", "ensure_schema"]
 
-# Every revision in order, oldest first; a test checks this against the migration scripts.
-REVISIONS: tuple[str, ...] = (
-    "0001_initial",
-    "0002_pins",
-    "0003_runs",
-    "0004_inline_blobs",
-    "0005_remotes",
-)
-HEAD = REVISIONS[-1]
 _ADVISORY_LOCK_KEY = 0x6461_7461_6B65_6570 & 0x7FFF_FFFF_FFFF_FFFF  # "datakeep"
 _MIGRATIONS = Path(__file__).with_name("migrations")
 
