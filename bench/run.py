@@ -6,9 +6,10 @@ Each suite writes ``bench/results/<suite>.json`` and its table in BENCHMARKS.md.
 from __future__ import annotations
 
 import sys
+import time
 
 from . import foundation, index, remotes, runs
-from .common import WORK
+from .common import INODE_REUSE_DELAY_S, WORK, empty_trash
 
 SUITES = {
     "foundation": foundation.run,
@@ -24,8 +25,14 @@ def main() -> None:
     unknown = set(chosen) - set(SUITES)
     if unknown:
         raise SystemExit(f"unknown suite(s) {sorted(unknown)}; choose from {sorted(SUITES)}")
-    for name in chosen:
-        SUITES[name]()
+    if empty_trash():  # what an earlier run left: let its freed inodes age first
+        print(f"waiting {INODE_REUSE_DELAY_S} s for freed inodes to become reusable (see clean())")
+        time.sleep(INODE_REUSE_DELAY_S)
+    try:
+        for name in chosen:
+            SUITES[name]()
+    finally:
+        empty_trash()
 
 
 if __name__ == "__main__":
