@@ -786,12 +786,16 @@ class ContentStore:
                     verify_file(target, digest, size)
                 else:
                     try:
-                        with open(source, "rb") as f:
-                            data = f.read()
+                        fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
                     except FileNotFoundError:
                         raise NotFound(f"blob of {digest} is missing from the store") from None
+                    try:
+                        data = _read_whole(fd, size)
+                    finally:
+                        os.close(fd)
                     _check_bytes(data, digest, size)
-                    _write_new(target, data)
+                    _write_new(target, data, mode)
+                    mode = None  # applied
             else:
                 if link == "hardlink":
                     raise LinkUnsupported(f"{digest} is not stored as a file: cannot hard-link")
@@ -819,12 +823,14 @@ def _check_bytes(data: bytes, digest: str, size: int) -> None:
         )
 
 
-def _write_new(path: Path, data: bytes) -> None:
+def _write_new(path: Path, data: bytes, mode: int | None = None) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
+        if mode is not None:
+            os.fchmod(fd, mode)  # on the open file: no second path lookup
     finally:
         os.close(fd)
 
@@ -862,10 +868,11 @@ def _chunks(source: Iterable[bytes] | BinaryIO) -> Iterator[bytes | bytearray | 
 
 
 def _read_whole(fd: int, size: int) -> bytes:
-    """The whole file: one read when ``size`` is right (the stat after the read catches
-    a file that grew), more if a read comes back short."""
-    data = os.read(fd, size) if size else b""
-    if len(data) == size:
+    """A file expected to hold ``size`` bytes, whole: one read of one byte more, which
+    comes back short at the end of the file (or long: the file is longer than expected);
+    only a read that ends early for another reason needs more."""
+    data = os.read(fd, size + 1)
+    if len(data) >= size:
         return data
     parts = [data]
     while chunk := os.read(fd, CHUNK):
