@@ -424,7 +424,7 @@ class ContentStore:
                 # names other contents, which gc must know
                 c.execute(insert_or_update(c, contents, ["digest"], ["kind"]), content_rows)
             else:
-                new = insert_ignore(c, contents, ["digest"]).returning(contents.c.digest)
+                new = insert_ignore(c, contents, ["digest"], returning=["digest"])
                 created = dict.fromkeys(c.execute(new, content_rows).scalars(), now)
             c.execute(insert_ignore(c, placements, ["digest", "location"]), placement_rows)
             if tag_rows:
@@ -455,7 +455,7 @@ class ContentStore:
         ordered = sorted(new_rows)
         created = set(
             conn.execute(
-                insert_ignore(conn, contents, ["digest"]).returning(contents.c.digest),
+                insert_ignore(conn, contents, ["digest"], returning=["digest"]),
                 [
                     {"digest": d, "size": len(new_rows[d]), "kind": "blob", "created_at": now}
                     for d in ordered

@@ -122,7 +122,7 @@ def add_remote(
     }
 
     def run(conn: Any) -> list[str]:
-        added = insert_ignore(conn, remotes, ["name"]).returning(remotes.c.name)
+        added = insert_ignore(conn, remotes, ["name"], returning=["name"])
         return list(conn.execute(added, [row]).scalars())
 
     if not store.db.transact("adding a remote", run):

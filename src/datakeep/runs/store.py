@@ -682,7 +682,7 @@ def _insert_new(conn: Connection, rows: list[RecordRow]) -> set[str] | None:
     """Insert the records not stored yet; returns their uids, or None if that is all."""
     if conn.dialect.name != "sqlite":
         # concurrent writers may insert the same uid at once: RETURNING says who won
-        new = insert_ignore(conn, records, ["record_uid"]).returning(records.c.record_uid)
+        new = insert_ignore(conn, records, ["record_uid"], returning=["record_uid"])
         return set(conn.execute(new, [r._asdict() for r in rows]).scalars())
     # SQLite: this transaction holds the write lock, so what is absent now stays absent,
     # and the driver's own executemany skips SQLAlchemy's per-row parameter handling
