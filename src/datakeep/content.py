@@ -305,10 +305,9 @@ class ContentStore:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
             try:
                 before = os.fstat(fd) if expected is None else expected
-                if stat.S_ISDIR(before.st_mode):
-                    raise IsADirectoryError
                 if not stat.S_ISREG(before.st_mode):
-                    raise InvalidPath(f"{os.fspath(path)} is not a regular file")
+                    what = "a directory" if stat.S_ISDIR(before.st_mode) else "not a regular file"
+                    raise InvalidPath(f"{os.fspath(path)} is {what}")
                 if link == "copy" and before.st_size <= SMALL_FILE:
                     # raw reads: a buffered file object costs four more system calls
                     data = _read_whole(fd, before.st_size)
@@ -795,7 +794,7 @@ class ContentStore:
                         os.close(fd)
                     _check_bytes(data, digest, size)
                     _write_new(target, data, mode)
-                    mode = None  # applied
+                    mode = None  # already set, on the open file
             else:
                 if link == "hardlink":
                     raise LinkUnsupported(f"{digest} is not stored as a file: cannot hard-link")
