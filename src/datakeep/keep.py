@@ -51,6 +51,7 @@ from .keepdir import (
     stat_cache_path,
 )
 from .progress import Progress, ProgressCallback
+from .scan import DirectoryScan
 from .statcache import StatCache
 from .trees import decode_tree, export_tree, put_tree
 
@@ -244,11 +245,13 @@ class Keep:
         tags: Mapping[str, str] | None = None,
         link: LinkMode = "copy",
         progress: ProgressCallback | None = None,
+        scanned: DirectoryScan | None = None,
     ) -> Content:
-        """Store a directory; returns the tree. Unchanged files are not re-read."""
+        """Store a directory; returns the tree. Unchanged files are not re-read.
+        ``scanned``: the directory as :mod:`datakeep.unchanged` just read it, not read again."""
         with self.store.leases.shared():
             return put_tree(
-                self.store, self.stat_cache, Path(path), dict(tags or {}), link, progress
+                self.store, self.stat_cache, Path(path), dict(tags or {}), link, progress, scanned
             )
 
     def put_path(
@@ -257,11 +260,12 @@ class Keep:
         tags: Mapping[str, str] | None = None,
         link: LinkMode = "copy",
         progress: ProgressCallback | None = None,
+        scanned: DirectoryScan | None = None,
     ) -> Content:
         """A file with :meth:`put_file`, a directory with :meth:`put_tree`."""
         target = Path(path)
         if target.is_dir() and not target.is_symlink():
-            return self.put_tree(target, tags, link, progress)
+            return self.put_tree(target, tags, link, progress, scanned)
         if not target.exists() and not target.is_symlink():
             raise NotFound(f"no such file or directory: {target}")
         return self.put_file(target, tags, link)

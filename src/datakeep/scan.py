@@ -11,13 +11,22 @@ import marshal
 import os
 import posixpath
 import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from .digest import new_hasher
 from .errors import InvalidPath
 
-__all__ = ["Scanned", "check_link_target", "check_resolves_inside", "fingerprint", "scan"]
+__all__ = [
+    "DirectoryScan",
+    "Scanned",
+    "check_link_target",
+    "check_resolves_inside",
+    "fingerprint",
+    "scan",
+    "scan_directory",
+]
 
 _SKIP_NAMES = frozenset({".datakeep"})  # never store a keep inside its own tree
 
@@ -112,3 +121,25 @@ def fingerprint(scanned: list[Scanned], algorithm: str) -> bytes:
     hasher = new_hasher("blake3")
     hasher.update(marshal.dumps((algorithm, listing)))
     return bytes.fromhex(hasher.hexdigest())
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryScan:
+    """A directory read once, to be reused by whoever needs it next in the same command."""
+
+    root: str
+    """The directory's real path."""
+    checked_ns: int
+    """When the reading began: entries changed within the racy window of it are suspect."""
+    entries: list[Scanned]
+    algorithm: str
+    """The keep's algorithm, part of the fingerprint."""
+    fingerprint: bytes
+
+
+def scan_directory(root: Path, algorithm: str) -> DirectoryScan:
+    checked_ns = time.time_ns()  # before any entry is read: see the racy rule in statcache
+    entries = scan(root)
+    return DirectoryScan(
+        os.path.realpath(root), checked_ns, entries, algorithm, fingerprint(entries, algorithm)
+    )

@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,13 @@ from .content import Content, ContentStore, LinkMode, Written
 from .digest import parse_digest
 from .errors import AlreadyExists, IntegrityError, InvalidPath, NotFound
 from .progress import Progress, ProgressCallback
-from .scan import Scanned, check_link_target, check_resolves_inside, fingerprint, scan
+from .scan import (
+    DirectoryScan,
+    Scanned,
+    check_link_target,
+    check_resolves_inside,
+    scan_directory,
+)
 from .statcache import StatCache
 
 __all__ = [
@@ -172,22 +177,25 @@ def put_tree(
     tags: dict[str, str] | None = None,
     link: LinkMode = "copy",
     progress: ProgressCallback | None = None,
+    scanned: DirectoryScan | None = None,
 ) -> Content:
     """Store the directory ``root``; unchanged files (per the stat cache) are not re-read,
     and an unchanged directory (every entry's stat as when its tree was stored) is not
-    even looked up file by file."""
+    even looked up file by file. ``scanned`` is a reading of ``root`` made just before
+    (:mod:`datakeep.unchanged`), used instead of reading it again."""
     if not root.exists():
         raise NotFound(f"no such directory: {root}")
     if not root.is_dir():
         raise InvalidPath(f"{root} is not a directory")
-    checked_ns = time.time_ns()  # before any file is read: see the racy rule in statcache
-    scanned = scan(root)
     where = os.path.realpath(root)
-    stamp = fingerprint(scanned, store.algorithm)
-    tree = _known_tree(store, cache.tree_of(where, stamp))
+    if scanned is None or (scanned.root, scanned.algorithm) != (where, store.algorithm):
+        scanned = scan_directory(root, store.algorithm)
+    tree = _known_tree(store, cache.tree_of(where, scanned.fingerprint))
     if tree is None:
-        tree = _store_tree(store, cache, root, scanned, link, progress, checked_ns)
-        newest_ns = max((max(s.stat.st_mtime_ns, s.stat.st_ctime_ns) for s in scanned), default=0)
+        entries, checked_ns = scanned.entries, scanned.checked_ns
+        tree = _store_tree(store, cache, root, entries, link, progress, checked_ns)
+        newest_ns = max((max(s.stat.st_mtime_ns, s.stat.st_ctime_ns) for s in entries), default=0)
+        stamp = scanned.fingerprint
         cache.remember_tree(where, stamp, tree.digest, tree.size, newest_ns, checked_ns)
     store.record([tree], tags, kind="tree")
     return store.info(tree.digest)

@@ -58,22 +58,6 @@ def _open() -> Keep:
     return datakeep.open(".")
 
 
-def _unchanged_trees(paths: tuple[str, ...]) -> list[str] | None:
-    """Each path's tree digest if every path is a directory the keep holds unchanged;
-    None if any one needs a real put (see :mod:`datakeep.unchanged`)."""
-    from ..keepdir import find_keep_dir
-    from ..unchanged import unchanged_tree
-
-    keep_dir = find_keep_dir(".")
-    digests = []
-    for path in paths:
-        digest = unchanged_tree(keep_dir, path)
-        if digest is None:
-            return None
-        digests.append(digest)
-    return digests
-
-
 def _content_json(c: Content) -> dict[str, Any]:
     return {
         "digest": c.digest,
@@ -187,17 +171,22 @@ def put(paths: tuple[str, ...], tags: tuple[str, ...], link: str, as_json: bool)
     Example:
         datakeep put data/ model.pt --tag run=42
     """
+    from ..keepdir import find_keep_dir
+    from ..unchanged import look_up
+
     tag_map = _parse_pairs(tags)
-    if not tag_map and not as_json:
-        digests = _unchanged_trees(paths)
-        if digests is not None:
-            for digest, path in zip(digests, paths, strict=True):
-                click.echo(f"{digest}  {path}")
-            return
+    # an unchanged directory is answered without loading the index library; otherwise
+    # the full put reuses the reading of the directory made here
+    keep_dir = find_keep_dir(".")
+    found = [look_up(keep_dir, path) for path in paths]
+    if not tag_map and not as_json and all(f.digest is not None for f in found):
+        for f, path in zip(found, paths, strict=True):
+            click.echo(f"{f.digest}  {path}")
+        return
     with _open() as keep:
-        for path in paths:
+        for f, path in zip(found, paths, strict=True):
             with _progress(f"put {path}") as report:
-                content = keep.put_path(path, tag_map, link, report)  # type: ignore[arg-type]
+                content = keep.put_path(path, tag_map, link, report, f.scanned)  # type: ignore[arg-type]
             if as_json:
                 click.echo(json.dumps({"path": path, **_content_json(content)}))
             else:
