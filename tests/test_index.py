@@ -7,14 +7,16 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event, text
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy import text
 
 import datakeep
+from datakeep.digest import hash_bytes
 from datakeep.errors import Busy, IndexFailure, SchemaTooNew
 from datakeep.index import IndexDatabase, ensure_schema, metadata
 from datakeep.index import engine as engine_module
 from datakeep.index.migrate import _MIGRATIONS, HEAD, REVISIONS, current_revision
+from datakeep.keep import Keep
 
 
 def test_revision_list_matches_the_migration_scripts() -> None:
@@ -154,3 +156,46 @@ def test_driver_errors_are_translated(tmp_path: Path) -> None:
     assert "no_such_table" in str(caught.value)
     assert not isinstance(caught.value, Busy)
     db.dispose()
+
+
+def test_a_put_checks_out_one_index_connection(keep: Keep) -> None:
+    # on PostgreSQL the put's write lease rides on the connection that records it
+    checkouts: list[object] = []
+    event.listen(keep.db.engine, "checkout", lambda *args: checkouts.append(args))
+    keep.put(b"one connection", tags={"b": "2", "a": "1"})
+    assert len(checkouts) == 1
+    assert keep.info(hash_bytes(b"one connection")).tags == {"a": "1", "b": "2"}
+
+
+_REFUSE_PLACEMENTS = {
+    "sqlite": [
+        "CREATE TRIGGER refuse BEFORE INSERT ON placements "
+        "BEGIN SELECT RAISE(ABORT, 'placement refused by the test'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'placement refused by the test'; END $$",
+        "CREATE TRIGGER refuse BEFORE INSERT ON placements FOR EACH ROW EXECUTE FUNCTION refuse()",
+    ],
+}
+
+
+def test_a_failed_put_records_nothing_and_releases_its_connection_and_lease(
+    keep: Keep,
+) -> None:
+    with keep.db.write() as conn:
+        for sql in _REFUSE_PLACEMENTS[keep.db.dialect]:
+            conn.execute(text(sql))
+    with pytest.raises(IndexFailure, match="placement refused by the test") as caught:
+        keep.put(b"refused", tags={"k": "v"})
+    assert not isinstance(caught.value, Busy)
+    # the contents row inserted before the failure was rolled back with it
+    assert keep.find().items == [] and not keep.exists(hash_bytes(b"refused"))
+    with keep.db.write() as conn:
+        conn.execute(
+            text("DROP TRIGGER refuse" + (" ON placements" * (keep.db.dialect != "sqlite")))
+        )
+    # the lease was released (gc takes the exclusive one) and the pool works on
+    assert keep.gc(grace_s=0).swept == []
+    assert keep.put(b"refused", tags={"k": "v"}).tags == {"k": "v"}
+    assert keep.fsck().ok

@@ -34,6 +34,7 @@ from .errors import (
 )
 from .index import IndexDatabase, Leases, contents, inline_blobs, placements
 from .index import tags as tag_table
+from .index.direct import DirectConnection, direct_connection
 from .index.upsert import insert_ignore, insert_or_update
 
 __all__ = [
@@ -242,6 +243,47 @@ def drain_verified(
             write(view[:n])
 
 
+Execute = Callable[[Any, Sequence[Mapping[str, Any]]], Sequence[Sequence[Any]]]
+"""Executes a Core statement for some rows in an open write transaction; returns the rows
+the statement returns (SQLAlchemy's connection and :class:`DirectConnection` both can)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _IndexRows:
+    """The index rows that record some stored blobs, ready to insert."""
+
+    kind: str
+    created_at: float
+    contents: list[dict[str, Any]]
+    placements: list[dict[str, Any]]
+    tags: list[dict[str, Any]]
+
+    def insert(self, dialect: str, execute: Execute) -> dict[str, float]:
+        """Insert the rows (idempotent); the digests new to the index, with ``created_at``."""
+        created: dict[str, float] = {}
+        if self.kind == "tree":
+            # the same bytes may have been stored as a plain blob before; a tree names
+            # other contents, which gc must know
+            execute(insert_or_update(dialect, contents, ["digest"], ["kind"]), self.contents)
+        else:
+            new = insert_ignore(dialect, contents, ["digest"], returning=["digest"])
+            created = dict.fromkeys(
+                (row[0] for row in execute(new, self.contents)), self.created_at
+            )
+        execute(insert_ignore(dialect, placements, ["digest", "location"]), self.placements)
+        if self.tags:
+            execute(insert_or_update(dialect, tag_table, ["digest", "key"], ["value"]), self.tags)
+        return created
+
+
+def _executor(conn: Connection) -> Execute:
+    def execute(statement: Any, rows: Sequence[Mapping[str, Any]]) -> Sequence[Sequence[Any]]:
+        result = conn.execute(statement, rows)
+        return result.all() if result.returns_rows else []
+
+    return execute
+
+
 class ContentStore:
     """Content-addressed bytes over one backend (the keep's durable home) and an index."""
 
@@ -394,45 +436,46 @@ class ContentStore:
         """
         if not written:
             return {}
+        rows = self._durable_rows(written, tags, kind)
+        if conn is not None:
+            return rows.insert(conn.dialect.name, _executor(conn))
+        return self.db.transact(
+            "recording content", lambda c: rows.insert(c.dialect.name, _executor(c))
+        )
+
+    def _durable_rows(
+        self, written: Sequence[Written], tags: Mapping[str, str] | None, kind: str
+    ) -> _IndexRows:
+        """Sync the blobs to disk; the index rows that record them."""
         if self.files is not None:
             self.files.sync()
         tag_map = _check_tags(tags)
         now = time.time()
-        # rows in digest order: concurrent writers then lock them in the same order and
-        # cannot deadlock each other on PostgreSQL
+        # rows in digest order (tags in key order): concurrent writers then lock them in
+        # the same order and cannot deadlock each other on PostgreSQL
         unique = {w.digest: w for w in sorted(written, key=lambda w: w.digest)}
-        content_rows = [
-            {"digest": w.digest, "size": w.size, "kind": kind, "created_at": now}
-            for w in unique.values()
-        ]
-        placement_rows = [
-            {
-                "digest": w.digest,
-                "location": PRIMARY,
-                "backend": self.backend.name,
-                "pointer": pointer_of(w.key),
-            }
-            for w in unique.values()
-        ]
-        tag_rows = [{"digest": d, "key": k, "value": v} for d in unique for k, v in tag_map.items()]
-
-        def run(c: Connection) -> dict[str, float]:
-            created: dict[str, float] = {}
-            if kind == "tree":
-                # the same bytes may have been stored as a plain blob before; a tree
-                # names other contents, which gc must know
-                c.execute(insert_or_update(c, contents, ["digest"], ["kind"]), content_rows)
-            else:
-                new = insert_ignore(c, contents, ["digest"], returning=["digest"])
-                created = dict.fromkeys(c.execute(new, content_rows).scalars(), now)
-            c.execute(insert_ignore(c, placements, ["digest", "location"]), placement_rows)
-            if tag_rows:
-                c.execute(insert_or_update(c, tag_table, ["digest", "key"], ["value"]), tag_rows)
-            return created
-
-        if conn is not None:
-            return run(conn)
-        return self.db.transact("recording content", run)
+        return _IndexRows(
+            kind=kind,
+            created_at=now,
+            contents=[
+                {"digest": w.digest, "size": w.size, "kind": kind, "created_at": now}
+                for w in unique.values()
+            ],
+            placements=[
+                {
+                    "digest": w.digest,
+                    "location": PRIMARY,
+                    "backend": self.backend.name,
+                    "pointer": pointer_of(w.key),
+                }
+                for w in unique.values()
+            ],
+            tags=[
+                {"digest": d, "key": k, "value": tag_map[k]}
+                for d in unique
+                for k in sorted(tag_map)
+            ],
+        )
 
     def record_inline(self, conn: Connection, datas: Sequence[bytes]) -> list[str]:
         """Store small contents in the index, inside the caller's write transaction (the
@@ -508,12 +551,29 @@ class ContentStore:
 
     def _put(self, write: Callable[[], Written], tags: Mapping[str, str] | None) -> Content:
         checked = _check_tags(tags)
-        with self.leases.shared():
-            written = write()
-            created = self.record([written], checked)
+        # Recorded straight through the driver (index/direct.py). On PostgreSQL the lease
+        # rides on the recording connection; a SQLite connection is checked out only to
+        # record, so threads storing large files do not hold the pool's connections.
+        if self.db.dialect == "postgresql":
+            with direct_connection(self.db) as direct, self.leases.shared(on=direct):
+                written = write()
+                created = self._record_one(direct, written, checked)
+        else:
+            with self.leases.shared():
+                written = write()
+                with direct_connection(self.db) as direct:
+                    created = self._record_one(direct, written, checked)
         if written.digest in created:  # new: the index holds exactly this, no need to ask
             return Content(written.digest, written.size, "blob", created[written.digest], checked)
         return self.info(written.digest)
+
+    def _record_one(
+        self, direct: DirectConnection, written: Written, tags: Mapping[str, str]
+    ) -> dict[str, float]:
+        rows = self._durable_rows([written], tags, "blob")
+        return direct.transact(
+            "recording content", lambda d: rows.insert(self.db.dialect, d.execute)
+        )
 
     # -- lookups -----------------------------------------------------------------------
     def key_of(self, digest: str) -> str:

@@ -23,14 +23,21 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from ..errors import Busy, IndexFailure, InvalidInput
 
-__all__ = ["LOCK_TIMEOUT_S", "IndexDatabase", "translated"]
+__all__ = [
+    "LOCK_TIMEOUT_S",
+    "RETRIES",
+    "IndexDatabase",
+    "begin_immediate",
+    "must_retry",
+    "translated",
+]
 
 T = TypeVar("T")
 LOCK_TIMEOUT_S = 60.0
 # PostgreSQL aborts one of two transactions that deadlock (40P01) or conflict under
 # serializable isolation (40001); the loser must simply run again.
 _RETRY_SQLSTATES = frozenset({"40P01", "40001"})
-_RETRIES = 8
+RETRIES = 8
 _WRITE = "datakeep_write"
 _BUSY_MARKERS = (
     "database is locked",
@@ -42,25 +49,33 @@ _BUSY_MARKERS = (
 )
 
 
-def _is_busy(exc: BaseException) -> bool:
-    text = str(getattr(exc, "orig", exc)).lower()
-    return any(marker in text for marker in _BUSY_MARKERS)
+def _driver_error(exc: BaseException) -> BaseException:
+    """The driver's own exception behind a SQLAlchemy one."""
+    return getattr(exc, "orig", None) or exc
+
+
+def _translate(action: str, driver_error: BaseException) -> IndexFailure:
+    text = str(driver_error)
+    if any(marker in text.lower() for marker in _BUSY_MARKERS):
+        return Busy(
+            f"index busy while {action}: other writers held the lock for more "
+            f"than {LOCK_TIMEOUT_S:.0f}s"
+        )
+    return IndexFailure(f"index error while {action}: {text}")
 
 
 @contextmanager
-def translated(action: str) -> Iterator[None]:
-    """Re-raise database driver errors as datakeep errors (the one place that does)."""
+def translated(action: str, driver_errors: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
+    """Re-raise database errors as datakeep errors (the one place that does): SQLAlchemy's,
+    and the driver's own ``driver_errors`` where the driver is used directly."""
     try:
         yield
     except DBAPIError as exc:
-        if _is_busy(exc):
-            raise Busy(
-                f"index busy while {action}: other writers held the lock for more "
-                f"than {LOCK_TIMEOUT_S:.0f}s"
-            ) from exc
-        raise IndexFailure(f"index error while {action}: {exc.orig}") from exc
+        raise _translate(action, _driver_error(exc)) from exc
     except SQLAlchemyError as exc:
         raise IndexFailure(f"index error while {action}: {exc}") from exc
+    except driver_errors as exc:
+        raise _translate(action, exc) from exc
 
 
 def _sqlite_engine(url: str) -> Engine:
@@ -83,14 +98,14 @@ def _sqlite_engine(url: str) -> Engine:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         if conn.get_execution_options().get(_WRITE, False):
-            _begin_immediate(conn.connection.dbapi_connection)
+            begin_immediate(conn.connection.dbapi_connection)
         else:
             conn.exec_driver_sql("BEGIN")
 
     return engine
 
 
-def _begin_immediate(dbapi_connection: Any) -> None:
+def begin_immediate(dbapi_connection: Any) -> None:
     """Take the write lock, polling finely while another process holds it.
 
     SQLite's own busy handler sleeps 1, 2, 5, 10, ... ms between tries, so with several
@@ -155,8 +170,9 @@ def _postgres_engine(url: str) -> Engine:
     return engine
 
 
-def _must_retry(exc: DBAPIError) -> bool:
-    return getattr(exc.orig, "sqlstate", None) in _RETRY_SQLSTATES
+def must_retry(exc: BaseException) -> bool:
+    """Whether PostgreSQL aborted the transaction only to break a deadlock or conflict."""
+    return getattr(_driver_error(exc), "sqlstate", None) in _RETRY_SQLSTATES
 
 
 class IndexDatabase:
@@ -201,7 +217,7 @@ class IndexDatabase:
                     with conn.begin():
                         return work(conn)
             except SQLAlchemyError as exc:
-                if isinstance(exc, DBAPIError) and _must_retry(exc) and attempt < _RETRIES:
+                if isinstance(exc, DBAPIError) and must_retry(exc) and attempt < RETRIES:
                     attempt += 1
                     time.sleep(random.uniform(0, 0.005 * 2**attempt))
                     continue

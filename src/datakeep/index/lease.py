@@ -21,22 +21,29 @@ A wait longer than :data:`~datakeep.index.engine.LOCK_TIMEOUT_S` raises
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import os
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, text
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from ..errors import Busy
 from . import engine as engine_module
 from .engine import IndexDatabase, translated
 
+if TYPE_CHECKING:
+    from .direct import DirectConnection
+
 __all__ = ["Leases"]
+
+_WAITING = "waiting for the write lease"
 
 
 class Leases:
@@ -53,9 +60,10 @@ class Leases:
         self._advisory_key: int | None = None
 
     @contextmanager
-    def shared(self) -> Iterator[None]:
-        """Held by writers; many at once."""
-        with self._lease(exclusive=False):
+    def shared(self, on: DirectConnection | None = None) -> Iterator[None]:
+        """Held by writers; many at once. On PostgreSQL the lease is taken on the
+        connection ``on`` when one is given (a put then needs no second connection)."""
+        with self._lease(exclusive=False, on=on):
             yield
 
     @contextmanager
@@ -65,7 +73,7 @@ class Leases:
             yield
 
     @contextmanager
-    def _lease(self, exclusive: bool) -> Iterator[None]:
+    def _lease(self, exclusive: bool, on: DirectConnection | None = None) -> Iterator[None]:
         if getattr(self._held, "depth", 0):
             self._held.depth += 1
             try:
@@ -73,8 +81,9 @@ class Leases:
             finally:
                 self._held.depth -= 1
             return
+        acquire: Callable[[bool], AbstractContextManager[None]]
         if self.db.dialect == "postgresql":
-            acquire = self._advisory
+            acquire = self._advisory if on is None else functools.partial(self._advisory_on, on)
         elif self._lock_file is not None:
             acquire = self._flock
         else:
@@ -115,11 +124,11 @@ class Leases:
     def _advisory(self, exclusive: bool) -> Iterator[None]:
         suffix = "" if exclusive else "_shared"
         # lock_timeout bounds the wait; translated() turns its expiry into Busy
-        with translated("waiting for the write lease"):
+        with translated(_WAITING):
             # autocommit: a session lock needs no transaction, and this saves two round trips
             conn = self.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             try:
-                key = self._key(conn)
+                key = self._key(lambda: conn.execute(text("SELECT current_schema()")).scalar_one())
                 conn.execute(text(f"SELECT pg_advisory_lock{suffix}(:k)"), {"k": key})
             except BaseException:
                 conn.close()
@@ -134,9 +143,27 @@ class Leases:
                 conn.invalidate()
             conn.close()
 
-    def _key(self, conn: Connection) -> int:
+    @contextmanager
+    def _advisory_on(self, direct: DirectConnection, exclusive: bool) -> Iterator[None]:
+        suffix = "" if exclusive else "_shared"
+        key = self._key(lambda: direct.statement(_WAITING, "SELECT current_schema()"))
+        direct.statement(_WAITING, f"SELECT pg_advisory_lock{suffix}(%(k)s)", {"k": key})
+        try:
+            yield
+        finally:
+            if direct.usable:
+                try:
+                    direct.statement(
+                        "leaving the write lease",
+                        f"SELECT pg_advisory_unlock{suffix}(%(k)s)",
+                        {"k": key},
+                    )
+                except Exception:
+                    direct.discard()  # closing the session unlocks it
+
+    def _key(self, current_schema: Callable[[], str]) -> int:
         if self._advisory_key is None:
-            schema = conn.execute(text("SELECT current_schema()")).scalar_one()
+            schema = current_schema()
             digest = hashlib.blake2b(f"datakeep lease {schema}".encode(), digest_size=8)
             self._advisory_key = int.from_bytes(digest.digest(), "big", signed=True)
         return self._advisory_key

@@ -27,26 +27,32 @@ def _insert(dialect: str, table: Table) -> sqlite.Insert | postgresql.Insert:
 
 
 def insert_ignore(
-    conn: Connection, table: Table, keys: Sequence[str], returning: Sequence[str] = ()
+    conn: Connection | str, table: Table, keys: Sequence[str], returning: Sequence[str] = ()
 ) -> Insert:
     """Insert rows; a row whose ``keys`` already exist is left as it is. ``returning``
     names columns to return from the rows really inserted."""
-    return _statement(conn.dialect.name, table, tuple(keys), "ignore", (), tuple(returning))
+    return _statement(_dialect(conn), table, tuple(keys), "ignore", (), tuple(returning))
 
 
 def insert_or_update(
-    conn: Connection, table: Table, keys: Sequence[str], update: Sequence[str]
+    conn: Connection | str, table: Table, keys: Sequence[str], update: Sequence[str]
 ) -> Insert:
     """Insert rows; where ``keys`` exist, overwrite the ``update`` columns in place."""
-    return _statement(conn.dialect.name, table, tuple(keys), "update", tuple(update), ())
+    return _statement(_dialect(conn), table, tuple(keys), "update", tuple(update), ())
 
 
 def insert_or_add(
-    conn: Connection, table: Table, keys: Sequence[str], add: Sequence[str]
+    conn: Connection | str, table: Table, keys: Sequence[str], add: Sequence[str]
 ) -> Insert:
     """Insert rows; where ``keys`` exist, add the new values to the ``add`` columns
     (counters kept exact by concurrent writers)."""
-    return _statement(conn.dialect.name, table, tuple(keys), "add", tuple(add), ())
+    return _statement(_dialect(conn), table, tuple(keys), "add", tuple(add), ())
+
+
+def _dialect(conn: Connection | str) -> str:
+    """The dialect name of a connection, or the name itself (where the statement is run
+    through the driver directly: index/direct.py)."""
+    return conn if isinstance(conn, str) else conn.dialect.name
 
 
 # Built once per shape: a statement is immutable, and building one (then its cache key)
