@@ -13,10 +13,14 @@ from sqlalchemy import inspect as sa_inspect
 import datakeep
 from datakeep.digest import hash_bytes
 from datakeep.errors import Busy, IndexFailure, SchemaTooNew
-from datakeep.index import IndexDatabase, ensure_schema, metadata
+from datakeep.index import IndexDatabase, ensure_schema, keep_meta, metadata
 from datakeep.index import engine as engine_module
+from datakeep.index.direct import DirectConnection, direct_connection
 from datakeep.index.migrate import _MIGRATIONS, HEAD, REVISIONS, current_revision
+from datakeep.index.upsert import insert_ignore
 from datakeep.keep import Keep
+
+from .conftest import new_postgres_schema
 
 
 def test_revision_list_matches_the_migration_scripts() -> None:
@@ -199,3 +203,39 @@ def test_a_failed_put_records_nothing_and_releases_its_connection_and_lease(
     assert keep.gc(grace_s=0).swept == []
     assert keep.put(b"refused", tags={"k": "v"}).tags == {"k": "v"}
     assert keep.fsck().ok
+
+
+def test_a_direct_write_chosen_as_a_deadlock_loser_runs_again(postgres_url: str) -> None:
+    import psycopg
+
+    url = new_postgres_schema(postgres_url)
+    db = IndexDatabase(url)
+    ensure_schema(db)
+    rows = [{"key": "x", "value": "direct"}, {"key": "y", "value": "direct"}]
+    a_holds_x, attempts = threading.Event(), []
+
+    def work(direct: DirectConnection) -> None:
+        attempts.append(1)
+        # this session detects the deadlock first, so it is the one PostgreSQL aborts
+        direct.dbapi_connection.execute("SET LOCAL deadlock_timeout = '50ms'")
+        direct.execute(insert_ignore("postgresql", keep_meta, ["key"]), rows[:1])
+        a_holds_x.set()
+        direct.execute(insert_ignore("postgresql", keep_meta, ["key"]), rows[1:])
+
+    with psycopg.connect(url) as other:  # a second session in the same schema
+        other.execute("SET deadlock_timeout = '10s'")
+        other.execute("INSERT INTO keep_meta (key, value) VALUES ('y', 'other')")
+        with direct_connection(db) as direct:
+            thread = threading.Thread(target=direct.transact, args=("deadlocking", work))
+            thread.start()
+            assert a_holds_x.wait(10)
+            other.execute("INSERT INTO keep_meta (key, value) VALUES ('x', 'other')")
+            other.commit()
+            thread.join(10)
+    assert len(attempts) == 2  # aborted once, then committed
+    with db.read() as conn:
+        values = dict(
+            conn.execute(text("SELECT key, value FROM keep_meta WHERE key IN ('x', 'y')")).all()
+        )
+    assert values == {"x": "other", "y": "other"}
+    db.dispose()

@@ -15,8 +15,6 @@ so a put checks out one connection, not two.
 from __future__ import annotations
 
 import functools
-import random
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -24,7 +22,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
 
-from .engine import RETRIES, begin_immediate, must_retry, translated
+from ..errors import IndexFailure
+from .engine import begin_immediate, retrying, translated
 
 if TYPE_CHECKING:
     from sqlalchemy.sql import ClauseElement
@@ -93,19 +92,11 @@ class DirectConnection:
     def transact(self, action: str, work: Callable[[DirectConnection], T]) -> T:
         """Run ``work`` in one write transaction, committed on success; like
         :meth:`IndexDatabase.transact`, again if PostgreSQL chose it as a deadlock's loser."""
-        attempt = 0
-        while True:
-            try:
-                return self._once(work)
-            except self._errors as exc:
-                if must_retry(exc) and attempt < RETRIES:
-                    attempt += 1
-                    time.sleep(random.uniform(0, 0.005 * 2**attempt))
-                    continue
-                with translated(action, self._errors):
-                    raise
+        return retrying(action, lambda: self._once(work), self._errors)
 
     def _once(self, work: Callable[[DirectConnection], T]) -> T:
+        if not self.usable:
+            raise IndexFailure("index connection lost after a failed rollback")
         connection = self.dbapi_connection
         if self.sqlite:
             begin_immediate(connection)

@@ -25,10 +25,9 @@ from ..errors import Busy, IndexFailure, InvalidInput
 
 __all__ = [
     "LOCK_TIMEOUT_S",
-    "RETRIES",
     "IndexDatabase",
     "begin_immediate",
-    "must_retry",
+    "retrying",
     "translated",
 ]
 
@@ -37,7 +36,7 @@ LOCK_TIMEOUT_S = 60.0
 # PostgreSQL aborts one of two transactions that deadlock (40P01) or conflict under
 # serializable isolation (40001); the loser must simply run again.
 _RETRY_SQLSTATES = frozenset({"40P01", "40001"})
-RETRIES = 8
+_RETRIES = 8
 _WRITE = "datakeep_write"
 _BUSY_MARKERS = (
     "database is locked",
@@ -170,9 +169,21 @@ def _postgres_engine(url: str) -> Engine:
     return engine
 
 
-def must_retry(exc: BaseException) -> bool:
-    """Whether PostgreSQL aborted the transaction only to break a deadlock or conflict."""
-    return getattr(_driver_error(exc), "sqlstate", None) in _RETRY_SQLSTATES
+def retrying(action: str, once: Callable[[], T], errors: tuple[type[BaseException], ...]) -> T:
+    """Run the transaction ``once``, again if the database aborted it only to break a
+    deadlock or conflict; ``errors`` (SQLAlchemy's or the driver's) are translated."""
+    attempt = 0
+    while True:
+        try:
+            return once()
+        except errors as exc:
+            retry = getattr(_driver_error(exc), "sqlstate", None) in _RETRY_SQLSTATES
+            if retry and attempt < _RETRIES:
+                attempt += 1
+                time.sleep(random.uniform(0, 0.005 * 2**attempt))
+                continue
+            with translated(action, errors):
+                raise
 
 
 class IndexDatabase:
@@ -209,20 +220,14 @@ class IndexDatabase:
     def transact(self, action: str, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in a write transaction, again if the database chose it as the
         loser of a deadlock; so ``work`` must only touch the database."""
-        attempt = 0
-        while True:
-            try:
-                with self.engine.connect() as conn:
-                    conn.execution_options(**{_WRITE: True})
-                    with conn.begin():
-                        return work(conn)
-            except SQLAlchemyError as exc:
-                if isinstance(exc, DBAPIError) and must_retry(exc) and attempt < RETRIES:
-                    attempt += 1
-                    time.sleep(random.uniform(0, 0.005 * 2**attempt))
-                    continue
-                with translated(action):
-                    raise
+
+        def once() -> T:
+            with self.engine.connect() as conn:
+                conn.execution_options(**{_WRITE: True})
+                with conn.begin():
+                    return work(conn)
+
+        return retrying(action, once, (SQLAlchemyError,))
 
     def dispose(self) -> None:
         self.engine.dispose()
