@@ -32,24 +32,34 @@ def put_command(data: Path) -> list[str]:
     return [sys.executable, "-m", "datakeep", "put", str(data)]
 
 
+def blobs_stored(project: Path) -> int:
+    """Blob files published in the keep (not its temporary files)."""
+    objects = project / ".datakeep" / "objects"
+    return sum(len(files) for folder, _, files in os.walk(objects) if ".tmp" not in folder)
+
+
+# Kill points by progress, not by time: a put resumes where the last one was killed, so
+# it runs shorter each time, and a schedule timed on a first full put let the later puts
+# finish before their kill. Blob counts of the dataset: 3,000 small files, then (in path
+# order) the four large ones; the last two points land while large files are stored.
+KILL_AT_BLOBS = (400, 1000, 1700, 2400, 3001, 3002)
+
+
 def test_sigkill_during_put_leaves_a_consistent_keep(tmp_path: Path, index_url: str | None) -> None:
     data = tmp_path / "data"
     make_dataset(data)
-
-    # how long an uninterrupted put takes here, to spread the kills across it
-    datakeep.init(tmp_path / "scratch").close()
-    started = time.monotonic()
-    subprocess.run(put_command(data), cwd=tmp_path / "scratch", check=True, capture_output=True)
-    full = time.monotonic() - started
-
     project = tmp_path / "project"
     datakeep.init(project, index=index_url).close()
     killed = 0
-    for fraction in (0.15, 0.3, 0.45, 0.6, 0.75, 0.9):
+    for at_least in KILL_AT_BLOBS:
         child = subprocess.Popen(
             put_command(data), cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        time.sleep(full * fraction)
+        deadline = time.monotonic() + 120
+        while child.poll() is None and time.monotonic() < deadline:
+            if blobs_stored(project) >= at_least:
+                break
+            time.sleep(0.01)
         child.send_signal(signal.SIGKILL)
         if child.wait() == -signal.SIGKILL:
             killed += 1
@@ -61,7 +71,7 @@ def test_sigkill_during_put_leaves_a_consistent_keep(tmp_path: Path, index_url: 
                 assert keep.store.backend.head(keep.store.key_of(content.digest)).size == (
                     content.size
                 )
-    assert killed >= 3, "the kills should interrupt the put, not arrive after it"
+    assert killed == len(KILL_AT_BLOBS), "every kill should interrupt a put, not arrive after it"
 
     out = subprocess.run(put_command(data), cwd=project, check=True, capture_output=True)
     digest = out.stdout.split()[0].decode()
