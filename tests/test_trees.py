@@ -99,12 +99,20 @@ def test_export_of_a_corrupted_tree_is_all_or_nothing(keep: Keep, tmp_path: Path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["project", "src"]
 
 
-def test_unchanged_files_are_not_rehashed(
-    keep: Keep, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(statcache, "RACY_NS", 0)  # files just written count as settled
+@pytest.fixture
+def settled_src(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A directory of :func:`make_tree` whose files count as settled for the stat cache
+    although they were just written."""
+    monkeypatch.setattr(statcache, "RACY_NS", 0)
     src = tmp_path / "src"
     make_tree(src)
+    return src
+
+
+def test_unchanged_files_are_not_rehashed(
+    keep: Keep, tmp_path: Path, settled_src: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = settled_src
     first = keep.put_tree(src)
     hashed: list[Path] = []
     original = keep.store.write_file
@@ -270,11 +278,9 @@ def test_tree_members_reads_what_decode_reads() -> None:
 
 
 def test_an_unchanged_directory_skips_the_file_lookups_and_any_change_is_seen(
-    keep: Keep, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    keep: Keep, tmp_path: Path, settled_src: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(statcache, "RACY_NS", 0)  # files just written count as settled
-    src = tmp_path / "src"
-    make_tree(src)
+    src = settled_src
     first = keep.put_tree(src, tags={"v": "1"})
     lookups: list[int] = []
     original = keep.stat_cache.lookup
@@ -310,11 +316,9 @@ def test_an_unchanged_directory_skips_the_file_lookups_and_any_change_is_seen(
 
 
 def test_a_remembered_tree_that_left_the_keep_is_stored_again(
-    keep: Keep, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    keep: Keep, tmp_path: Path, settled_src: Path
 ) -> None:
-    monkeypatch.setattr(statcache, "RACY_NS", 0)
-    src = tmp_path / "src"
-    make_tree(src)
+    src = settled_src
     tree = keep.put_tree(src)
     assert keep.gc(grace_s=0).swept  # untagged: the tree and its files go
     assert not keep.exists(tree.digest)

@@ -34,7 +34,7 @@ from .errors import (
 )
 from .index import IndexDatabase, Leases, contents, inline_blobs, placements
 from .index import tags as tag_table
-from .index.direct import DirectConnection, direct_connection
+from .index.direct import direct_connection
 from .index.upsert import insert_ignore, insert_or_update
 
 __all__ = [
@@ -551,29 +551,17 @@ class ContentStore:
 
     def _put(self, write: Callable[[], Written], tags: Mapping[str, str] | None) -> Content:
         checked = _check_tags(tags)
-        # Recorded straight through the driver (index/direct.py). On PostgreSQL the lease
-        # rides on the recording connection; a SQLite connection is checked out only to
-        # record, so threads storing large files do not hold the pool's connections.
-        if self.db.dialect == "postgresql":
-            with direct_connection(self.db) as direct, self.leases.shared(on=direct):
-                written = write()
-                created = self._record_one(direct, written, checked)
-        else:
-            with self.leases.shared():
-                written = write()
-                with direct_connection(self.db) as direct:
-                    created = self._record_one(direct, written, checked)
+        # recorded straight through the driver (index/direct.py); on PostgreSQL the lease
+        # rides on the same connection
+        with direct_connection(self.db) as direct, self.leases.shared(on=direct):
+            written = write()
+            rows = self._durable_rows([written], checked, "blob")
+            created = direct.transact(
+                "recording content", lambda d: rows.insert(self.db.dialect, d.execute)
+            )
         if written.digest in created:  # new: the index holds exactly this, no need to ask
             return Content(written.digest, written.size, "blob", created[written.digest], checked)
         return self.info(written.digest)
-
-    def _record_one(
-        self, direct: DirectConnection, written: Written, tags: Mapping[str, str]
-    ) -> dict[str, float]:
-        rows = self._durable_rows([written], tags, "blob")
-        return direct.transact(
-            "recording content", lambda d: rows.insert(self.db.dialect, d.execute)
-        )
 
     # -- lookups -----------------------------------------------------------------------
     def key_of(self, digest: str) -> str:

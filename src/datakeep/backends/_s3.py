@@ -284,7 +284,9 @@ class _StagingUpload:
             self._writer.close()
             obstore.delete(self._store, self._staging)
         except Exception:
-            pass  # an incomplete upload left behind expires by bucket lifecycle policy
+            # best effort: raising here would hide the error that made the put abort; a
+            # staging object left behind is never published and expires by lifecycle policy
+            pass
 
 
 class _StagedObject:

@@ -46,16 +46,26 @@ def _compiled(dialect: Dialect, statement: ClauseElement) -> tuple[str, bool]:
 
 
 class DirectConnection:
-    """A driver connection checked out of the index's pool, for short write transactions."""
+    """A driver connection from the index's pool, for short write transactions.
 
-    def __init__(self, db: IndexDatabase, raw: Any) -> None:
+    It is checked out when first used, not when made: a put on SQLite holds none while it
+    stores a large file (its lease is a file lock), one on PostgreSQL takes it for the lease.
+    """
+
+    def __init__(self, db: IndexDatabase) -> None:
         self.db = db
-        self.dbapi_connection = raw.dbapi_connection
         self.sqlite = db.dialect == "sqlite"
         self._dialect = _SQLITE_NAMED if self.sqlite else db.engine.dialect
         self._errors: tuple[type[BaseException], ...] = (db.engine.dialect.loaded_dbapi.Error,)
-        self._raw = raw
+        self._raw: Any = None
         self.usable = True
+
+    @property
+    def dbapi_connection(self) -> Any:
+        if self._raw is None:
+            with translated("connecting to the index"):
+                self._raw = self.db.engine.raw_connection()
+        return self._raw.dbapi_connection
 
     def execute(
         self, statement: ClauseElement, rows: Sequence[Mapping[str, Any]]
@@ -124,17 +134,22 @@ class DirectConnection:
     def discard(self) -> None:
         """Close the connection instead of returning it to the pool (which also ends any
         PostgreSQL session lock it holds)."""
-        if self.usable:
+        if self.usable and self._raw is not None:
             self.usable = False
             self._raw.invalidate()
+
+    def close(self) -> None:
+        """Return the connection to the pool, if one was checked out."""
+        if self._raw is not None:
+            self._raw.close()
+            self._raw = None
 
 
 @contextmanager
 def direct_connection(db: IndexDatabase) -> Iterator[DirectConnection]:
-    """A :class:`DirectConnection` from ``db``'s pool, returned to it afterwards."""
-    with translated("connecting to the index"):
-        raw = db.engine.raw_connection()
+    """A :class:`DirectConnection` on ``db``, its connection returned to the pool afterwards."""
+    direct = DirectConnection(db)
     try:
-        yield DirectConnection(db, raw)
+        yield direct
     finally:
-        raw.close()
+        direct.close()
