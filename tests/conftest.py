@@ -6,6 +6,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -104,3 +105,32 @@ def corrupt_inline(keep: Keep, digest: str, data: bytes) -> None:
             update(inline_blobs).where(inline_blobs.c.digest == digest).values(data=data)
         ).rowcount
     assert changed == 1, f"{digest} is not an inline blob"
+
+
+def damage_packed(keep: Keep, digest: str, data: bytes) -> None:
+    """Overwrite, in place, the bytes of a content kept in a pack (same length, so the
+    pack's other members stay intact)."""
+    from datakeep.packs import pack_member
+
+    member = pack_member(keep.store.key_of(digest))
+    assert member is not None, f"{digest} is not in a pack"
+    assert len(data) == member.length, "a packed content is damaged in place, same length"
+    path = keep.store.backend.path_of(member.pack)  # type: ignore[attr-defined]
+    path.chmod(0o644)
+    with open(path, "r+b") as f:
+        f.seek(member.offset)
+        f.write(data)
+
+
+def count_reads(keep: Keep, monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The files a put reads (and hashes) from now on, in order."""
+    read: list[Path] = []
+    for name in ("write_file", "read_small_file"):
+        original = getattr(keep.store, name)
+
+        def counting(path: str, *args: object, _original: Any = original, **kw: object) -> Any:
+            read.append(Path(path))
+            return _original(path, *args, **kw)
+
+        monkeypatch.setattr(keep.store, name, counting)
+    return read

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import datakeep
+from datakeep.packs import pack_member
 
 pytestmark = pytest.mark.slow
 
@@ -33,16 +34,18 @@ def put_command(data: Path) -> list[str]:
 
 
 def blobs_stored(project: Path) -> int:
-    """Blob files published in the keep (not its temporary files)."""
+    """Blob files (and packs) published in the keep, not its temporary files."""
     objects = project / ".datakeep" / "objects"
     return sum(len(files) for folder, _, files in os.walk(objects) if ".tmp" not in folder)
 
 
 # Kill points by progress, not by time: a put resumes where the last one was killed, so
 # it runs shorter each time, and a schedule timed on a first full put let the later puts
-# finish before their kill. Blob counts of the dataset: 3,000 small files, then (in path
-# order) the four large ones; the last two points land while large files are stored.
-KILL_AT_BLOBS = (400, 1000, 1700, 2400, 3001, 3002)
+# finish before their kill. Files the put publishes, in order: a pack of the first 2,000
+# small files (at the first flush), then each large file; the 1,000 other small files
+# are packed at the end, with the last index rows. So the kills land while small files
+# are read, then while each large file is hashed and written.
+KILL_AT_BLOBS = (1, 2, 3, 4)
 
 
 def test_sigkill_during_put_leaves_a_consistent_keep(tmp_path: Path, index_url: str | None) -> None:
@@ -68,9 +71,12 @@ def test_sigkill_during_put_leaves_a_consistent_keep(tmp_path: Path, index_url: 
             # every index row has its blob and every blob matches its digest
             assert report.ok, report.problems
             for content in keep.store.iter_all():
-                assert keep.store.backend.head(keep.store.key_of(content.digest)).size == (
-                    content.size
-                )
+                key = keep.store.key_of(content.digest)
+                member = pack_member(key)
+                if member is None:
+                    assert keep.store.backend.head(key).size == content.size
+                else:
+                    assert keep.store.backend.head(member.pack).size > member.end
     assert killed == len(KILL_AT_BLOBS), "every kill should interrupt a put, not arrive after it"
 
     out = subprocess.run(put_command(data), cwd=project, check=True, capture_output=True)

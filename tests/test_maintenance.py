@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import Connection, delete, update
 
 import datakeep
+from datakeep.content import PACKED_MAX
 from datakeep.digest import hash_bytes
 from datakeep.errors import Busy, IntegrityError, NotFound
 from datakeep.index import contents
@@ -19,9 +20,10 @@ from datakeep.index import engine as engine_module
 from datakeep.keep import Keep
 from datakeep.maintenance import roots as roots_module
 from datakeep.maintenance.gc import QUARANTINE
+from datakeep.packs import pack_member
 from datakeep.trees import TreeEntry, decode_tree
 
-from .conftest import blob_path, damage, init_args, run_cli
+from .conftest import blob_path, damage, damage_packed, init_args, run_cli
 
 
 def make_tree(root: Path, files: dict[str, bytes]) -> Path:
@@ -64,7 +66,9 @@ def test_fsck_finds_every_kind_of_problem_and_repair_records_the_truth(
     bad = keep.put(b"its blob will be altered")
     blob_path(keep, gone.digest).unlink()
     damage(blob_path(keep, bad.digest), b"its blob WAS altered!!!!")
-    tree = keep.put_tree(make_tree(tmp_path / "d", {"kept": b"kept", "lost": b"lost", "re": b"re"}))
+    # files of their own (too large for a pack): their blobs can vanish one by one
+    files = {name: name.encode() * PACKED_MAX for name in ("kept", "lost", "re")}
+    tree = keep.put_tree(make_tree(tmp_path / "d", files))
     members = {e.path: e.digest for e in keep_tree_entries(keep, tree.digest)}
     # "lost": row and blob gone; "re": row gone, blob left behind (an orphan)
     blob_path(keep, members["lost"]).unlink()
@@ -91,7 +95,7 @@ def test_fsck_finds_every_kind_of_problem_and_repair_records_the_truth(
     assert [k for k, _ in repaired.orphans] == ["junk/not-a-digest"]  # bytes never deleted
     assert [(d.path, d.digest) for d in repaired.dangling] == [("lost", members["lost"])]
     assert not keep.exists(gone.digest) and not keep.exists(bad.digest)
-    assert keep.get(members["re"]) == b"re"  # the orphan was adopted
+    assert keep.get(members["re"]) == files["re"]  # the orphan was adopted
     key = keep.store.router(bad.digest, {})
     assert keep.store.backend.read(QUARANTINE + key) == b"its blob WAS altered!!!!"
 
@@ -99,7 +103,7 @@ def test_fsck_finds_every_kind_of_problem_and_repair_records_the_truth(
     assert after.missing == [] and after.corrupted == []
     # re-putting what was lost stores it again, verified
     assert keep.put(b"its blob will be altered").digest == bad.digest
-    assert keep.put(b"lost").digest == members["lost"]
+    assert keep.put(files["lost"]).digest == members["lost"]
     final = keep.fsck()
     assert final.ok, final
     assert [k for k, _ in final.orphans] == ["junk/not-a-digest"]
@@ -198,6 +202,101 @@ def test_registered_root_provider_keeps_its_digests(
     report = keep.gc(grace_s=0)
     assert report.roots["feature"] == 1 and report.swept == []
     assert keep.get(needed.digest) == b"a feature still needs this"
+
+
+def pack_of(keep: Keep, digest: str) -> str:
+    member = pack_member(keep.store.key_of(digest))
+    assert member is not None, f"{digest} is not in a pack"
+    return member.pack
+
+
+def packed_tree(keep: Keep, root: Path, files: dict[str, bytes]) -> dict[str, str]:
+    """Put a tree of small files (one pack); the digest of each file, by name."""
+    tree = keep.put_tree(make_tree(root, files))
+    named = {e.path: e.digest for e in keep_tree_entries(keep, tree.digest)}
+    assert len({pack_of(keep, d) for d in named.values()}) == 1
+    age(keep, [tree.digest, *named.values()])
+    return named
+
+
+@pytest.mark.parametrize(
+    ("pinned", "outcome"),
+    [
+        ([], "deleted"),  # nothing of the pack is live
+        (["small"], "rewritten"),  # 1 KB live, 10 KB dead
+        (["large"], "kept"),  # 10 KB live, 1 KB dead: left for a later gc
+    ],
+)
+def test_gc_deletes_rewrites_or_keeps_a_pack_by_what_is_live_in_it(
+    keep: Keep, tmp_path: Path, pinned: list[str], outcome: str
+) -> None:
+    files = {"small": b"s" * 1000, "large": b"L" * 10_000}
+    named = packed_tree(keep, tmp_path / "d", files)
+    pack = pack_of(keep, named["small"])
+    for name in pinned:
+        keep.pin(named[name])
+
+    dry = keep.gc(grace_s=3600, dry_run=True)
+    assert keep.store.backend.head(pack).size > 0  # a dry run touches nothing
+    report = keep.gc(grace_s=3600)
+    assert (report.repacked, report.retained_bytes) == (dry.repacked, dry.retained_bytes)
+    dead = sum(len(files[n]) for n in files if n not in pinned)
+    assert report.repacked == ([] if outcome == "kept" else [pack])
+    assert report.retained_bytes == (dead if outcome == "kept" else 0)
+    assert report.reclaimed_bytes == report.swept_bytes - report.retained_bytes
+    if outcome == "kept":
+        assert pack_of(keep, named["large"]) == pack
+    else:
+        with pytest.raises(NotFound):
+            keep.store.backend.head(pack)
+    for name, data in files.items():
+        if name in pinned:
+            assert keep.get(named[name]) == data
+            assert outcome == "kept" or pack_of(keep, named[name]) != pack
+        else:
+            assert not keep.exists(named[name])
+    if outcome == "rewritten":  # the new pack holds the live member only
+        assert keep.store.backend.head(pack_of(keep, named["small"])).size < 1200
+    after = keep.fsck()
+    assert after.ok and after.orphans == []
+
+
+def test_fsck_repairs_packed_contents_without_losing_their_neighbours(
+    keep: Keep, tmp_path: Path
+) -> None:
+    files = {"bad": b"b" * 100, "forgotten": b"f" * 100, "fine": b"g" * 100}
+    named = packed_tree(keep, tmp_path / "d", files)
+    pack = pack_of(keep, named["bad"])
+    damage_packed(keep, named["bad"], b"x" * 100)
+    forget_row(keep, named["forgotten"])
+    alone = packed_tree(keep, tmp_path / "e", {"alone": b"only member"})
+    forget_row(keep, alone["alone"])  # its pack is now named by no row: an orphan
+
+    report = keep.fsck()
+    assert [p.digest for p in report.corrupted] == [named["bad"]]
+    assert [k for k, _ in report.orphans] == [pack_of_key(keep, b"only member")]
+    repaired = keep.fsck(repair_index=True)
+    assert repaired.forgotten == [named["bad"]]
+    assert keep.store.backend.read(QUARANTINE + keep.store.router(named["bad"], {})) == b"x" * 100
+    # the pack stays for its other members; forgotten members are recorded again from
+    # the packs' own tables; nothing is an orphan any more
+    assert keep.get(named["fine"]) == files["fine"]
+    assert keep.get(named["forgotten"]) == files["forgotten"]
+    assert keep.get(alone["alone"]) == b"only member"
+    assert pack_of(keep, named["forgotten"]) == pack and repaired.orphans == []
+    assert not keep.exists(named["bad"])
+    keep.put_tree(tmp_path / "d")  # the stat cache must not vouch for the forgotten one
+    assert keep.get(named["bad"]) == files["bad"]
+    final = keep.fsck()
+    assert final.ok and final.orphans == []
+
+
+def pack_of_key(keep: Keep, data: bytes) -> str:
+    """The pack holding ``data``, found by reading the packs (its row may be gone)."""
+    for key in keep.store.files.keys("packs/"):  # type: ignore[union-attr]
+        if data in keep.store.backend.read(key):
+            return key
+    raise AssertionError("in no pack")
 
 
 def test_gc_refuses_to_guess_when_a_live_tree_is_unreadable(keep: Keep, tmp_path: Path) -> None:
@@ -311,7 +410,7 @@ def test_reput_after_repair_stores_what_was_forgotten(keep: Keep, tmp_path: Path
     tree = keep.put_tree(data)
     time.sleep(0.01)
     member = {e.path: e.digest for e in keep_tree_entries(keep, tree.digest)}["model.bin"]
-    damage(blob_path(keep, member), b"rotten" * 1000)
+    damage_packed(keep, member, b"rotten!" * 1000)
     report = keep.fsck(repair_index=True)
     assert report.forgotten == [member]
     assert [d.digest for d in keep.fsck().dangling] == [member]

@@ -253,14 +253,14 @@ def test_a_truncated_download_records_nothing(keep: Keep, tmp_path: Path, where:
 def test_tree_export_takes_bad_files_from_a_mirror(
     keep: Keep, tmp_path: Path, where: Where
 ) -> None:
-    from .conftest import blob_path, damage
+    from .conftest import blob_path, damage, damage_packed
 
     location, endpoint = where("e")
     keep.add_remote("mirror", location, endpoint)
     tree = keep.put_tree(dataset(tmp_path / "data"))
     keep.push("mirror", [tree.digest])
     entries = {e.path: e.digest for e in keep_tree(keep, tree.digest)}
-    blob_path(keep, entries["sub/f03"]).unlink()
+    damage_packed(keep, entries["sub/f03"], b"?" * len(b"small file 3" * 4))
     damage(blob_path(keep, entries["large.bin"]), b"rotten")
     said: list[str] = []
     keep.on_fallback = said.append

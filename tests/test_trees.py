@@ -7,12 +7,13 @@ import pytest
 
 import datakeep
 from datakeep import statcache
-from datakeep.content import Written
+from datakeep.content import stored_as_file
 from datakeep.errors import AlreadyExists, IntegrityError, InvalidPath, NotFound
 from datakeep.keep import Keep
+from datakeep.packs import pack_member
 from datakeep.trees import TreeEntry, decode_tree, encode_tree, tree_members
 
-from .conftest import blob_path, damage
+from .conftest import blob_path, count_reads, damage_packed
 
 
 def make_tree(root: Path) -> None:
@@ -67,10 +68,45 @@ def test_hardlink_export_shares_blobs(keep: Keep, tmp_path: Path) -> None:
     make_tree(src)
     tree = keep.put_tree(src)
     keep.export(tree.digest, tmp_path / "out", link="hardlink")
-    exported = tmp_path / "out" / "sub" / "b.bin"
-    digest = keep.put_file(exported).digest
-    assert exported.stat().st_ino == blob_path(keep, digest).stat().st_ino
-    assert exported.read_bytes() == (src / "sub" / "b.bin").read_bytes()
+    big = tmp_path / "out" / "sub" / "deeper" / "big"
+    assert big.stat().st_ino == blob_path(keep, keep.put_file(big).digest).stat().st_ino
+    # a small file lives in a pack, with no file of its own to link: it is copied
+    small = tmp_path / "out" / "sub" / "b.bin"
+    assert small.stat().st_nlink == 1 and small.stat().st_mode & 0o777 == 0o644
+    assert small.read_bytes() == (src / "sub" / "b.bin").read_bytes()
+    assert snapshot(tmp_path / "out") == {
+        path: (kind, 0o444 if path == "sub/deeper/big" else mode, data)
+        for path, (kind, mode, data) in snapshot(src).items()
+    }
+
+
+def test_small_files_of_a_tree_share_packs(keep: Keep, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    make_tree(src)
+    (src / "copy.bin").write_bytes((src / "sub" / "b.bin").read_bytes())  # stored once
+    tree = keep.put_tree(src)
+    keys = keep.store.keys_of(tree_members(keep.get(tree.digest), keep.algorithm))
+    big = keep.put_file(src / "sub" / "deeper" / "big").digest
+    assert stored_as_file(keys.pop(big))
+    # five small files (one of them twice) and two link targets, in one pack
+    packs = {_pack_of(key) for key in keys.values()}
+    assert len(keys) == 7 and len(packs) == 1
+    # a later tree packs only what the keep lacks
+    (src / "new.txt").write_text("new")
+    second = keep.put_tree(src)
+    later = keep.store.keys_of(tree_members(keep.get(second.digest), keep.algorithm))
+    assert {d: later[d] for d in keys} == keys
+    new_pack = _pack_of(later[keep.put(b"new").digest])
+    assert new_pack not in packs
+    assert keep.store.backend.read(new_pack).count(b"new") == 1  # nothing else in it
+    keep.export(second.digest, tmp_path / "out")
+    assert snapshot(tmp_path / "out") == snapshot(src)
+
+
+def _pack_of(key: str) -> str:
+    member = pack_member(key)
+    assert member is not None, f"{key} is not in a pack"
+    return member.pack
 
 
 def test_export_refuses_a_non_empty_destination(keep: Keep, tmp_path: Path) -> None:
@@ -92,7 +128,7 @@ def test_export_of_a_corrupted_tree_is_all_or_nothing(keep: Keep, tmp_path: Path
     make_tree(src)
     tree = keep.put_tree(src)
     victim = keep.put_file(src / "sub" / "b.bin").digest
-    damage(blob_path(keep, victim), b"x" * 5000)
+    damage_packed(keep, victim, b"x" * 5000)
     with pytest.raises(IntegrityError):
         keep.export(tree.digest, tmp_path / "out")
     assert not (tmp_path / "out").exists()
@@ -114,14 +150,7 @@ def test_unchanged_files_are_not_rehashed(
 ) -> None:
     src = settled_src
     first = keep.put_tree(src)
-    hashed: list[Path] = []
-    original = keep.store.write_file
-
-    def counting(path: str, *args: object, **kwargs: object) -> Written:
-        hashed.append(Path(path))
-        return original(path, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(keep.store, "write_file", counting)
+    hashed = count_reads(keep, monkeypatch)
     assert keep.put_tree(src).digest == first.digest
     assert hashed == []
     (src / "a.txt").write_text("changed")
@@ -139,11 +168,7 @@ def test_racy_entries_are_rehashed(
     src.mkdir()
     (src / "f").write_text("v1")
     keep.put_tree(src)  # f was modified less than RACY_NS before it was hashed
-    hashed: list[Path] = []
-    original = keep.store.write_file
-    monkeypatch.setattr(
-        keep.store, "write_file", lambda p, *a, **k: hashed.append(Path(p)) or original(p, *a, **k)
-    )
+    hashed = count_reads(keep, monkeypatch)
     keep.put_tree(src)
     assert hashed == [src / "f"], "a racy entry must not be trusted"
 
@@ -158,12 +183,10 @@ def test_cached_digest_whose_blob_left_the_index_is_stored_again(
     (src / "g").write_text("other")
     keep.put_tree(src)
     f_digest = keep.put(b"content").digest
-    stored = blob_path(keep, f_digest)
-    with keep.db.write() as conn:  # as if gc had removed it
+    with keep.db.write() as conn:  # as if gc had removed it (its pack stays for g)
         from datakeep.index import contents
 
         conn.execute(contents.delete().where(contents.c.digest == f_digest))
-    stored.unlink()
     (src / "g").write_text("other, changed")  # a new tree, so members are checked
     tree = keep.put_tree(src)
     assert keep.get(f_digest) == b"content"

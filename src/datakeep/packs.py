@@ -1,8 +1,13 @@
-"""``datakeep.pack@v1``: many small blobs in one remote object (``docs/pack-format.md``).
+"""``datakeep.pack@v1``: many small blobs in one object (``docs/pack-format.md``).
 
 A pack is the blobs back to back, then a table (digest, offset, length per line), then a
 16-byte trailer giving the table's length. It is named by its own BLAKE3, so packs are
-content-addressed and written create-only like any blob.
+content-addressed and written create-only like any blob. Remotes receive small blobs in
+packs, and a keep stores the small files of a tree in packs of its own.
+
+Inside the content store a packed blob's key is its pack's key and its byte range,
+``packs/<hex>.pack#<offset>+<length>`` (:func:`member_key`); ``#`` never occurs in a
+backend key, so the two cannot be confused.
 """
 
 from __future__ import annotations
@@ -20,7 +25,11 @@ __all__ = [
     "PACK_LIMIT",
     "TRAILER_SIZE",
     "PackEntry",
+    "PackMember",
     "build_pack",
+    "is_pack_key",
+    "member_key",
+    "pack_member",
     "pack_pointer",
     "read_table",
     "table_length",
@@ -47,21 +56,55 @@ class PackEntry:
 
 def build_pack(blobs: Iterable[tuple[str, bytes]]) -> tuple[str, bytes, list[PackEntry]]:
     """(key, bytes, entries) of a pack holding ``blobs`` (digest, data) in that order."""
-    body = bytearray(_HEADER)
+    parts = [_HEADER]
     entries = []
+    offset = len(_HEADER)
     for digest, data in blobs:
-        entries.append(PackEntry(digest, len(body), len(data)))
-        body += data
+        entries.append(PackEntry(digest, offset, len(data)))
+        parts.append(data)
+        offset += len(data)
     table = "".join(f"{e.digest} {e.offset} {e.length}\n" for e in entries).encode()
-    body += table
-    body += _TRAILER.pack(len(table), _MAGIC)
-    pack = bytes(body)
+    parts += (table, _TRAILER.pack(len(table), _MAGIC))
+    pack = b"".join(parts)  # the one copy of the bytes
     return f"packs/{hash_bytes(pack).partition(':')[2]}.pack", pack, entries
 
 
 def pack_pointer(key: str, entry: PackEntry) -> dict[str, object]:
     """The placement pointer of a packed blob."""
     return {"pack": key, "offset": entry.offset, "length": entry.length}
+
+
+def is_pack_key(key: str) -> bool:
+    """Whether a backend key names a pack (as :func:`build_pack` names them)."""
+    return key.startswith("packs/") and key.endswith(".pack")
+
+
+@dataclass(frozen=True, slots=True)
+class PackMember:
+    """One blob inside a pack: the pack's key and the blob's byte range."""
+
+    pack: str
+    offset: int
+    length: int
+
+    @property
+    def end(self) -> int:
+        return self.offset + self.length
+
+
+def member_key(pack: str, offset: int, length: int) -> str:
+    """The key the content store uses for the blob at ``[offset, offset + length)`` of
+    the pack ``pack``."""
+    return f"{pack}#{offset}+{length}"
+
+
+def pack_member(key: str) -> PackMember | None:
+    """The pack and range a :func:`member_key` names; None for the key of a whole blob."""
+    pack, sep, span = key.partition("#")
+    if not sep:
+        return None
+    offset, _, length = span.partition("+")
+    return PackMember(pack, int(offset), int(length))
 
 
 TRAILER_SIZE = _TRAILER.size

@@ -20,9 +20,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .content import Content, ContentStore, LinkMode, Written
+from .content import PACKED_MAX, Content, ContentStore, LinkMode, Written, stored_as_file
 from .digest import parse_digest
 from .errors import AlreadyExists, IntegrityError, InvalidPath, NotFound
+from .packs import PACK_LIMIT
 from .progress import Progress, ProgressCallback
 from .scan import (
     DirectoryScan,
@@ -222,21 +223,32 @@ def _store_tree(
     checked_ns: int,
 ) -> Written:
     """Store the scanned files and the manifest; returns the manifest, not yet recorded
-    as a tree."""
+    as a tree. Small files are copied into packs, larger ones (or all, when ``link`` asks
+    for links) become blobs of their own."""
     files = [s for s in scanned if s.kind == "f"]
     cached = cache.lookup([s.stat for s in files], store.algorithm)
     written: list[Written] = []  # stored, not yet recorded
+    to_pack: dict[str, bytes] = {}  # small files read, not yet written
     recorded: set[str] = set()
     fresh: list[tuple[os.stat_result, str]] = []  # hashed, not yet in the stat cache
     digests: dict[str, str] = {}
     total = len(files)
 
-    pending_bytes = 0
+    pending_bytes = 0  # read or written since the last flush
+    packing_bytes = 0  # held in to_pack
     base = os.fspath(root)
+
+    def write_packs() -> None:
+        nonlocal packing_bytes
+        packing_bytes = 0
+        written.extend(store.write_packs(to_pack))
+        recorded.update(to_pack)  # in the index already, or in `written` until recorded
+        to_pack.clear()
 
     def flush() -> None:
         nonlocal pending_bytes
         pending_bytes = 0
+        write_packs()
         store.record(written)
         cache.store(fresh, checked_ns)
         recorded.update(w.digest for w in written)
@@ -244,14 +256,22 @@ def _store_tree(
         fresh.clear()
 
     def store_file(item: Scanned) -> str:
-        nonlocal pending_bytes
-        w = store.write_file(os.path.join(base, item.path), link=link, expected=item.stat)
-        written.append(w)
-        fresh.append((item.stat, w.digest))
-        pending_bytes += w.size
-        if len(written) >= _BATCH_FILES or pending_bytes >= _BATCH_BYTES:
+        nonlocal pending_bytes, packing_bytes
+        path = os.path.join(base, item.path)
+        if link == "copy" and item.stat.st_size <= PACKED_MAX:
+            digest = store.read_small_file(path, item.stat, to_pack)
+            packing_bytes += item.stat.st_size
+            if packing_bytes >= PACK_LIMIT:  # a full pack: write it, hold no more in memory
+                write_packs()
+        else:
+            w = store.write_file(path, link=link, expected=item.stat)
+            written.append(w)
+            digest = w.digest
+        fresh.append((item.stat, digest))
+        pending_bytes += item.stat.st_size
+        if len(fresh) >= _BATCH_FILES or pending_bytes >= _BATCH_BYTES:
             flush()
-        return w.digest
+        return digest
 
     for done, (item, digest) in enumerate(zip(files, cached, strict=True), start=1):
         if digest is None:
@@ -262,16 +282,14 @@ def _store_tree(
     for item in scanned:
         if item.kind == "l":
             assert item.target is not None
-            w = store.write_bytes(item.target.encode())
-            written.append(w)
-            digests[item.path] = w.digest
+            digests[item.path] = store.buffer(item.target.encode(), to_pack)
 
     entries = [TreeEntry(s.path, s.kind, s.mode, s.size, digests.get(s.path)) for s in scanned]
     manifest = encode_tree(entries)
     tree = store.write_bytes(manifest)
     if not store.exists(tree.digest):
         # A new tree: make sure every file the cache vouched for is really in this keep.
-        vouched = set(digests.values()) - recorded - {w.digest for w in written}
+        vouched = set(digests.values()) - recorded - {w.digest for w in written} - set(to_pack)
         lost = store.missing(vouched)
         if lost:
             for item in files:
@@ -328,9 +346,10 @@ def export_tree(
                 try:
                     if e.digest not in keys:
                         raise NotFound(f"no content {e.digest} in this keep")
-                    store.export_file(
-                        keys[e.digest], e.digest, e.size, target, link, e.mode, atomic=False
-                    )
+                    key = keys[e.digest]
+                    # a packed or inline content has no file of its own to link: copied
+                    how = link if stored_as_file(key) else "copy"
+                    store.export_file(key, e.digest, e.size, target, how, e.mode, atomic=False)
                 except (NotFound, IntegrityError):
                     if fallback is None:
                         raise

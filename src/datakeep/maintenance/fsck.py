@@ -10,8 +10,10 @@ removes them, so they are reported but are not problems.
 * a content whose blob is missing loses its placement (and its row, with no placement
   left), so reads say :class:`~datakeep.errors.NotFound` and a re-put stores it again;
 * a corrupted blob is moved under ``quarantine/`` (kept for inspection, never swept),
-  then treated as missing;
-* an orphan whose bytes hash to the digest its key names is recorded.
+  then treated as missing; a corrupted member of a pack is copied there, and its pack
+  stays for the other members;
+* an orphan whose bytes hash to the digest its key names is recorded, and so is every
+  member of a pack (named by the pack's own table) that the index lacks and that verifies.
 """
 
 from __future__ import annotations
@@ -21,10 +23,20 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, delete, exists, select
 
-from ..content import INLINE_KEY, PRIMARY, ContentStore, Problem, Stored, Written, fanout_key
+from ..content import (
+    PRIMARY,
+    ContentStore,
+    Problem,
+    Stored,
+    Written,
+    check_bytes,
+    fanout_key,
+    stored_as_file,
+)
 from ..digest import parse_digest
 from ..errors import DatakeepError, IntegrityError, InvalidInput, NotFound
 from ..index import contents, placements
+from ..packs import is_pack_key, member_key, read_table
 from ..progress import Progress, ProgressCallback
 from ..trees import decode_tree
 from .gc import QUARANTINE, orphan_blobs
@@ -100,6 +112,8 @@ def fsck(
             _forget(store, bad, report)
             report.orphans = list(orphan_blobs(store))
             _adopt(store, report)
+            if _adopt_pack_members(store, report):
+                report.orphans = list(orphan_blobs(store))  # an adopted pack is named now
     else:
         report.orphans = list(orphan_blobs(store))
     _check_trees(store, trees, report)
@@ -110,12 +124,12 @@ def _forget(store: ContentStore, bad: Iterable[Stored], report: FsckReport) -> N
     """Drop the primary placement of missing or corrupted blobs (quarantining the
     corrupted bytes), and the content row when no placement is left."""
     for item in bad:
-        inline = item.key == INLINE_KEY
-        aside = QUARANTINE + (fanout_key(item.digest, {}) if inline else item.key)
+        whole = stored_as_file(item.key)
+        aside = QUARANTINE + (item.key if whole else fanout_key(item.digest, {}))
         try:
             with store.open_blob(item.key, item.digest) as raw:
                 store.backend.create(aside, raw.read())
-            if not inline:  # an inline blob goes with its row below
+            if whole:  # an inline blob goes with its row below, a pack keeps the others
                 store.backend.delete(item.key)
             report.repairs.append(f"quarantined {item.digest} as {aside}")
         except NotFound:
@@ -151,6 +165,38 @@ def _adopt(store: ContentStore, report: FsckReport) -> None:
         store.record([Written(digest, size, key)])
         report.repairs.append(f"recorded {digest} from the orphan blob {key}")
     report.orphans = left
+
+
+def _adopt_pack_members(store: ContentStore, report: FsckReport) -> bool:
+    """Record the members of every pack that the index lacks, if their bytes verify; a
+    pack whose table cannot be read is left as it is (and, unnamed, stays an orphan).
+    True if any was recorded."""
+    files = store.files
+    listed = (
+        files.keys("packs/") if files is not None else (i.key for i in store.backend.list("packs/"))
+    )
+    adopted: set[str] = set()
+    for pack in [k for k in listed if is_pack_key(k)]:
+        try:
+            data = store.backend.read(pack)
+            entries = read_table(len(data), data)
+        except (DatakeepError, OSError):
+            continue
+        lacking = store.missing(e.digest for e in entries) - adopted
+        found = []
+        for e in entries:
+            if e.digest not in lacking or not e.digest.startswith(store.algorithm + ":"):
+                continue
+            try:
+                check_bytes(data[e.offset : e.offset + e.length], e.digest, e.length)
+            except IntegrityError:
+                continue
+            found.append(Written(e.digest, e.length, member_key(pack, e.offset, e.length)))
+            adopted.add(e.digest)
+        if found:
+            store.record(found)
+            report.repairs.extend(f"recorded {w.digest} from the pack {pack}" for w in found)
+    return bool(adopted)
 
 
 def _digest_named_by(key: str) -> str | None:

@@ -6,6 +6,11 @@ tree names. Sweep: index rows of the other contents are deleted (trees before th
 they name, so no tree is ever left naming a missing blob), then their blobs; finally
 blobs that no index row names (orphans a crash left) once they are older than the grace.
 
+A content kept in a pack goes with its row, but its bytes stay until the pack goes: a
+pack whose every member was swept is deleted, one with more dead than live bytes is
+rewritten with only its live members (verified; their rows then point to the new pack),
+and the dead bytes of a mostly live pack are left for a later gc (``retained_bytes``).
+
 gc holds the keep's exclusive lease (see :mod:`datakeep.index.lease`) while it marks and
 sweeps, so no put can re-use a blob it is about to delete; puts wait meanwhile. A dry run
 takes no lease and deletes nothing. A crash between deleting rows and deleting blobs
@@ -15,15 +20,23 @@ leaves orphans, which the next gc removes.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, update
 
-from ..content import INLINE_KEY, PRIMARY, ContentStore, key_of_pointer
+from ..content import (
+    PRIMARY,
+    ContentStore,
+    check_bytes,
+    key_of_pointer,
+    pointer_of,
+    stored_as_file,
+)
 from ..errors import DatakeepError, IntegrityError, NotFound
 from ..index import contents, placements
+from ..packs import PackMember, pack_member
 from ..progress import Progress, ProgressCallback
 from ..trees import tree_members
 from .roots import root_providers
@@ -53,10 +66,23 @@ class GcReport:
     orphans: list[str] = field(default_factory=list)
     """Keys of blobs removed that no index row named."""
     orphan_bytes: int = 0
+    repacked: list[str] = field(default_factory=list)
+    """Keys of packs deleted (every member swept) or rewritten (mostly swept)."""
+    retained_bytes: int = 0
+    """Bytes of swept contents left inside packs that are still mostly live."""
 
     @property
     def reclaimed_bytes(self) -> int:
-        return self.swept_bytes + self.orphan_bytes
+        return self.swept_bytes - self.retained_bytes + self.orphan_bytes
+
+
+@dataclass(slots=True)
+class _PackUse:
+    """What a sweep leaves of one pack."""
+
+    live: list[tuple[str, PackMember]] = field(default_factory=list)
+    live_bytes: int = 0
+    dead_bytes: int = 0
 
 
 def collect_garbage(
@@ -75,14 +101,21 @@ def collect_garbage(
         live, young = _mark(store, cutoff, report)
         garbage = _garbage(store, live, young, cutoff, report)
         orphans = list(orphan_blobs(store, cutoff))
+        packs = _packs_touched(store, {digest for digest, _kind, _size in garbage})
+        # more dead than live: rewrite (or, with nothing live, just delete) the pack
+        rewrite = {key: use for key, use in packs.items() if use.live_bytes < use.dead_bytes}
         if not dry_run:
             _sweep(store, garbage, progress)
+            for key, use in rewrite.items():
+                _repack(store, key, use)
             for key, _size in orphans:
                 store.backend.delete(key)
         report.swept = [digest for digest, _kind, _size in garbage]
         report.swept_bytes = sum(size for _digest, _kind, size in garbage)
         report.orphans = [key for key, _size in orphans]
         report.orphan_bytes = sum(size for _key, size in orphans)
+        report.repacked = sorted(rewrite)
+        report.retained_bytes = sum(u.dead_bytes for k, u in packs.items() if k not in rewrite)
     return report
 
 
@@ -162,10 +195,67 @@ def _sweep(
 
         # rows first: a crash here leaves orphan blobs, never rows without blobs
         for key in store.db.transact("sweeping garbage", delete_rows):
-            if key != INLINE_KEY:  # inline bytes went with their row
+            if stored_as_file(key):  # inline bytes went with their row, packs go apart
                 store.backend.delete(key)
         if progress is not None:
             progress(Progress("gc", min(i + _BATCH, len(garbage)), len(garbage), 0))
+
+
+def _packs_touched(store: ContentStore, garbage: Collection[str]) -> dict[str, _PackUse]:
+    """The packs holding some of ``garbage``, with what is live in them and what is not."""
+    packs: dict[str, _PackUse] = {}
+    wanted = sorted(garbage)
+    with store.db.read("finding packed garbage") as conn:
+        for i in range(0, len(wanted), _BATCH):
+            rows = conn.execute(
+                select(placements.c.pointer).where(
+                    placements.c.digest.in_(wanted[i : i + _BATCH]),
+                    placements.c.location == PRIMARY,
+                )
+            )
+            for member in filter(None, (pack_member(key_of_pointer(p)) for (p,) in rows)):
+                packs.setdefault(member.pack, _PackUse()).dead_bytes += member.length
+        if not packs:
+            return packs
+        everything = select(placements.c.digest, placements.c.pointer).where(
+            placements.c.location == PRIMARY
+        )
+        for digest, pointer in conn.execution_options(yield_per=10_000).execute(everything):
+            if '"pack"' not in pointer or digest in garbage:  # cheap tests first
+                continue
+            found = pack_member(key_of_pointer(pointer))
+            use = packs.get(found.pack) if found is not None else None
+            if found is not None and use is not None:
+                use.live.append((digest, found))
+                use.live_bytes += found.length
+    return packs
+
+
+def _repack(store: ContentStore, pack: str, use: _PackUse) -> None:
+    """Move the live members of ``pack`` to a new pack, then delete it. A member that
+    fails its check stays where it is (with its pack) for fsck to report."""
+    if use.live:
+        try:
+            data = store.backend.read(pack)
+            blobs = {}
+            for digest, member in use.live:
+                blobs[digest] = data[member.offset : member.end]
+                check_bytes(blobs[digest], digest, member.length)
+        except (DatakeepError, OSError):
+            return
+        written = store.write_pack(blobs)
+        store.sync_blobs()  # the new pack is on disk before any row points to it
+
+        def move(conn: Connection) -> None:
+            for w in written:
+                conn.execute(
+                    update(placements)
+                    .where(placements.c.digest == w.digest, placements.c.location == PRIMARY)
+                    .values(pointer=pointer_of(w.key))
+                )
+
+        store.db.transact("moving packed contents", move)
+    store.backend.delete(pack)
 
 
 def orphan_blobs(store: ContentStore, cutoff: float | None = None) -> Iterator[tuple[str, int]]:
@@ -177,7 +267,8 @@ def orphan_blobs(store: ContentStore, cutoff: float | None = None) -> Iterator[t
     query = select(placements.c.pointer).where(placements.c.location == PRIMARY)
     with store.db.read("listing blob keys") as conn:
         for pointer in conn.execution_options(yield_per=10_000).execute(query).scalars():
-            unnamed.discard(key_of_pointer(pointer))
+            key = key_of_pointer(pointer)
+            unnamed.discard(key.partition("#")[0])  # a pack member names its pack
     for key in sorted(unnamed):
         try:
             info = store.backend.head(key)
