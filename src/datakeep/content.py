@@ -60,6 +60,7 @@ __all__ = [
     "stored_as_file",
     "tag_router",
     "verify_file",
+    "write_new_file",
 ]
 
 CHUNK = 1 << 20
@@ -897,7 +898,7 @@ class ContentStore:
                     finally:
                         os.close(fd)
                     check_bytes(data, digest, size)
-                    _write_new(target, data, mode)
+                    write_new_file(target, data, mode)
                     mode = None  # already set, on the open file
             else:
                 if link == "hardlink":
@@ -926,7 +927,8 @@ def check_bytes(data: bytes, digest: str, size: int) -> None:
         )
 
 
-def _write_new(path: Path, data: bytes, mode: int | None = None) -> None:
+def write_new_file(path: str | os.PathLike[str], data: bytes, mode: int | None = None) -> None:
+    """Create ``path`` (it must not exist) holding ``data``, with ``mode`` if given."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
     try:
         view = memoryview(data)

@@ -16,14 +16,24 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from .content import PACKED_MAX, Content, ContentStore, LinkMode, Written, stored_as_file
+from .content import (
+    PACKED_MAX,
+    Content,
+    ContentStore,
+    LinkMode,
+    Written,
+    check_bytes,
+    stored_as_file,
+    write_new_file,
+)
 from .digest import parse_digest
-from .errors import AlreadyExists, IntegrityError, InvalidPath, NotFound
-from .packs import PACK_LIMIT
+from .errors import AlreadyExists, DatakeepError, IntegrityError, InvalidPath, NotFound
+from .packs import PACK_LIMIT, PackMember, pack_member
 from .progress import Progress, ProgressCallback
 from .scan import (
     DirectoryScan,
@@ -223,80 +233,167 @@ def _store_tree(
     checked_ns: int,
 ) -> Written:
     """Store the scanned files and the manifest; returns the manifest, not yet recorded
-    as a tree. Small files are copied into packs, larger ones (or all, when ``link`` asks
-    for links) become blobs of their own."""
+    as a tree."""
     files = [s for s in scanned if s.kind == "f"]
     cached = cache.lookup([s.stat for s in files], store.algorithm)
-    written: list[Written] = []  # stored, not yet recorded
-    to_pack: dict[str, bytes] = {}  # small files read, not yet written
-    recorded: set[str] = set()
-    fresh: list[tuple[os.stat_result, str]] = []  # hashed, not yet in the stat cache
-    digests: dict[str, str] = {}
-    total = len(files)
-
-    pending_bytes = 0  # read or written since the last flush
-    packing_bytes = 0  # held in to_pack
-    base = os.fspath(root)
-
-    def write_packs() -> None:
-        nonlocal packing_bytes
-        packing_bytes = 0
-        written.extend(store.write_packs(to_pack))
-        recorded.update(to_pack)  # in the index already, or in `written` until recorded
-        to_pack.clear()
-
-    def flush() -> None:
-        nonlocal pending_bytes
-        pending_bytes = 0
-        write_packs()
-        store.record(written)
-        cache.store(fresh, checked_ns)
-        recorded.update(w.digest for w in written)
-        written.clear()
-        fresh.clear()
-
-    def store_file(item: Scanned) -> str:
-        nonlocal pending_bytes, packing_bytes
-        path = os.path.join(base, item.path)
-        if link == "copy" and item.stat.st_size <= PACKED_MAX:
-            digest = store.read_small_file(path, item.stat, to_pack)
-            packing_bytes += item.stat.st_size
-            if packing_bytes >= PACK_LIMIT:  # a full pack: write it, hold no more in memory
-                write_packs()
-        else:
-            w = store.write_file(path, link=link, expected=item.stat)
-            written.append(w)
-            digest = w.digest
-        fresh.append((item.stat, digest))
-        pending_bytes += item.stat.st_size
-        if len(fresh) >= _BATCH_FILES or pending_bytes >= _BATCH_BYTES:
-            flush()
-        return digest
-
-    for done, (item, digest) in enumerate(zip(files, cached, strict=True), start=1):
-        if digest is None:
-            digest = store_file(item)
-        digests[item.path] = digest
-        if progress is not None:
-            progress(Progress("store", done, total, item.stat.st_size))
-    for item in scanned:
-        if item.kind == "l":
-            assert item.target is not None
-            digests[item.path] = store.buffer(item.target.encode(), to_pack)
-
-    entries = [TreeEntry(s.path, s.kind, s.mode, s.size, digests.get(s.path)) for s in scanned]
-    manifest = encode_tree(entries)
-    tree = store.write_bytes(manifest)
-    if not store.exists(tree.digest):
-        # A new tree: make sure every file the cache vouched for is really in this keep.
-        vouched = set(digests.values()) - recorded - {w.digest for w in written} - set(to_pack)
-        lost = store.missing(vouched)
-        if lost:
+    writer = _TreeWriter(store, cache, os.fspath(root), link, progress, checked_ns, len(files))
+    try:
+        todo = []
+        for item, digest in zip(files, cached, strict=True):
+            if digest is None:
+                todo.append(item)
+            else:
+                writer.known(item, digest)
+        # files of their own first: the worker then stores them while small ones are packed
+        for item in sorted(todo, key=writer.packs):
+            writer.store(item)
+        for item in scanned:
+            if item.kind == "l":
+                assert item.target is not None
+                writer.store_link(item)
+        writer.wait()
+        digests = writer.digests
+        entries = [TreeEntry(s.path, s.kind, s.mode, s.size, digests.get(s.path)) for s in scanned]
+        tree = store.write_bytes(encode_tree(entries))
+        if not store.exists(tree.digest):
+            # A new tree: make sure every file the cache vouched for is really in this keep.
+            lost = store.missing(set(digests.values()) - writer.stored)
             for item in files:
                 if digests[item.path] in lost:
-                    store_file(item)
-    flush()
+                    writer.store(item)
+            writer.wait()
+        writer.flush()
+    finally:
+        writer.close()
     return tree
+
+
+class _TreeWriter:
+    """Stores the files of one tree and records them in batches.
+
+    Small files are read and hashed on the calling thread and written in packs; the others
+    are stored by one worker thread meanwhile. The two overlap on two cores: the first is
+    mostly Python and small system calls, the second hashing and copying in C with the
+    GIL released.
+    """
+
+    def __init__(
+        self,
+        store: ContentStore,
+        cache: StatCache,
+        base: str,
+        link: LinkMode,
+        progress: ProgressCallback | None,
+        checked_ns: int,
+        total: int,
+    ) -> None:
+        self._store, self._cache, self._base, self._link = store, cache, base, link
+        self._progress, self._checked_ns, self._total = progress, checked_ns, total
+        self.digests: dict[str, str] = {}  # path -> digest, as they become known
+        self.stored: set[str] = set()  # digests this put stored (or found stored)
+        self._written: list[Written] = []  # stored, not yet recorded
+        self._to_pack: dict[str, bytes] = {}  # read, not yet written
+        self._packing_bytes = 0
+        self._fresh: list[tuple[os.stat_result, str]] = []  # hashed, not in the stat cache
+        self._pending_bytes = 0  # read or written since the last flush
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="datakeep-put")
+        self._running: list[tuple[Scanned, Future[Written]]] = []
+
+    def packs(self, item: Scanned) -> bool:
+        """Whether ``item`` goes into a pack (else it becomes a blob of its own)."""
+        return self._link == "copy" and item.stat.st_size <= PACKED_MAX
+
+    def known(self, item: Scanned, digest: str) -> None:
+        """A file the stat cache vouches for."""
+        self.digests[item.path] = digest
+        self._report(item)
+
+    def store(self, item: Scanned) -> None:
+        path = os.path.join(self._base, item.path)
+        if self.packs(item):
+            digest = self._store.read_small_file(path, item.stat, self._to_pack)
+            self._packing_bytes += item.stat.st_size
+            if self._packing_bytes >= PACK_LIMIT:  # a full pack: no more held in memory
+                self._write_packs()
+            self._hashed(item, digest)
+        else:
+            write = self._store.write_file
+            future = self._pool.submit(write, path, link=self._link, expected=item.stat)
+            self._running.append((item, future))
+        self._pending_bytes += item.stat.st_size
+        if len(self._fresh) >= _BATCH_FILES or self._pending_bytes >= _BATCH_BYTES:
+            self.flush()
+
+    def store_link(self, item: Scanned) -> None:
+        assert item.target is not None
+        digest = self._store.buffer(item.target.encode(), self._to_pack)
+        self.digests[item.path] = digest
+        self.stored.add(digest)
+
+    def wait(self) -> None:
+        """Until every file handed to the worker is stored (its digest known)."""
+        self._collect(wait=True)
+
+    def flush(self) -> None:
+        """Record what is stored so far (what the worker still stores comes later)."""
+        self._collect(wait=False)
+        self._pending_bytes = 0
+        self._write_packs()
+        self._store.record(self._written)
+        self._cache.store(self._fresh, self._checked_ns)
+        self._written.clear()
+        self._fresh.clear()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _collect(self, wait: bool) -> None:
+        running, self._running = self._running, []
+        for item, future in running:
+            if wait or future.done():
+                written = future.result()
+                self._written.append(written)
+                self._hashed(item, written.digest)
+            else:
+                self._running.append((item, future))
+
+    def _write_packs(self) -> None:
+        self._packing_bytes = 0
+        self._written.extend(self._store.write_packs(self._to_pack))
+        self._to_pack.clear()
+
+    def _hashed(self, item: Scanned, digest: str) -> None:
+        self.digests[item.path] = digest
+        self.stored.add(digest)
+        self._fresh.append((item.stat, digest))
+        self._report(item)
+
+    def _report(self, item: Scanned) -> None:
+        if self._progress is not None:
+            done = len(self.digests)
+            self._progress(Progress("store", done, self._total, item.stat.st_size))
+
+
+def _read_members(
+    store: ContentStore, pack: str, members: list[tuple[TreeEntry, PackMember]]
+) -> Iterator[tuple[TreeEntry, bytes | DatakeepError]]:
+    """The verified bytes of several files in one pack, read with one request (or the
+    error that stands for each)."""
+    start = min(m.offset for _e, m in members)
+    try:
+        span = store.backend.read(pack, start, max(m.end for _e, m in members))
+    except NotFound as exc:
+        yield from ((e, exc) for e, _m in members)
+        return
+    for e, m in members:
+        data = span[m.offset - start : m.end - start]
+        assert e.digest is not None
+        try:
+            check_bytes(data, e.digest, e.size)
+        except IntegrityError as exc:
+            yield e, exc
+            continue
+        yield e, data
 
 
 def export_tree(
@@ -324,42 +421,65 @@ def export_tree(
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = dest.parent / f".{dest.name}.datakeep-export-{secrets.token_hex(6)}"
     staging.mkdir()
-    made: set[str] = {""}
-    total = len(entries)
+    base = os.fspath(staging)
+    done = 0
+
+    def exported(e: TreeEntry) -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(Progress("export", done, len(entries), e.size))
+
+    def from_fallback(e: TreeEntry, error: DatakeepError) -> None:
+        if fallback is None:
+            raise error
+        target = staging / e.path
+        target.unlink(missing_ok=True)
+        target.write_bytes(fallback(e.digest or ""))  # verified by the fallback
+        target.chmod(e.mode)
+
     try:
-        for done, e in enumerate(entries, start=1):
-            parent = e.path.rpartition("/")[0]
-            if parent not in made:
-                os.makedirs(staging / parent, exist_ok=True)
-                made.add(parent)
-            target = staging / e.path
-            if e.kind == "d":
-                target.mkdir(exist_ok=True)
-                target.chmod(e.mode)
+        # every directory exists (writable) before the files; their modes come last
+        folders = sorted({e.path.rpartition("/")[0] for e in entries} - {""})
+        for path in folders + [e.path for e in entries if e.kind == "d"]:
+            os.makedirs(staging / path, exist_ok=True)
+        packed: dict[str, list[tuple[TreeEntry, PackMember]]] = {}
+        for e in entries:
+            if e.kind == "f":
+                assert e.digest is not None
+                key = keys.get(e.digest)
+                member = pack_member(key) if key is not None else None
+                if member is not None:
+                    packed.setdefault(member.pack, []).append((e, member))
+                    continue
+                try:
+                    if key is None:
+                        raise NotFound(f"no content {e.digest} in this keep")
+                    # an inline content has no file of its own to link either
+                    how = link if stored_as_file(key) else "copy"
+                    store.export_file(key, e.digest, e.size, staging / e.path, how, e.mode, False)
+                except (NotFound, IntegrityError) as exc:
+                    from_fallback(e, exc)
             elif e.kind == "l":
                 assert e.digest is not None
                 link_target = read(e.digest).decode()
                 check_link_target(e.path, link_target)
-                os.symlink(link_target, target)
-            else:
-                assert e.digest is not None
-                try:
-                    if e.digest not in keys:
-                        raise NotFound(f"no content {e.digest} in this keep")
-                    key = keys[e.digest]
-                    # a packed or inline content has no file of its own to link: copied
-                    how = link if stored_as_file(key) else "copy"
-                    store.export_file(key, e.digest, e.size, target, how, e.mode, atomic=False)
-                except (NotFound, IntegrityError):
-                    if fallback is None:
-                        raise
-                    target.write_bytes(fallback(e.digest))  # verified by the fallback
-                    target.chmod(e.mode)
-            if progress is not None:
-                progress(Progress("export", done, total, e.size))
+                os.symlink(link_target, staging / e.path)
+            exported(e)
+        for pack, members in packed.items():
+            # a packed file has no file of its own to link: it is copied, whatever `link`
+            for e, data in _read_members(store, pack, members):
+                if isinstance(data, DatakeepError):
+                    from_fallback(e, data)
+                else:  # a string path: pathlib costs more than the write of a small file
+                    write_new_file(os.path.join(base, e.path), data, e.mode)
+                exported(e)
         for e in entries:
             if e.kind == "l":
                 check_resolves_inside(staging, staging / e.path)
+        for e in reversed(entries):  # deepest first: a read-only directory is filled by now
+            if e.kind == "d":
+                (staging / e.path).chmod(e.mode)
         if dest.exists():
             dest.rmdir()
         os.rename(staging, dest)
