@@ -19,9 +19,11 @@ import shutil
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from .content import (
+    CHUNK,
     PACKED_MAX,
     Content,
     ContentStore,
@@ -444,36 +446,58 @@ def export_tree(
         for path in folders + [e.path for e in entries if e.kind == "d"]:
             os.makedirs(staging / path, exist_ok=True)
         packed: dict[str, list[tuple[TreeEntry, PackMember]]] = {}
+        singles: list[TreeEntry] = []  # files of their own (or inline)
         for e in entries:
             if e.kind == "f":
                 assert e.digest is not None
-                key = keys.get(e.digest)
-                member = pack_member(key) if key is not None else None
-                if member is not None:
+                member = pack_member(keys.get(e.digest, ""))
+                if member is None:
+                    singles.append(e)
+                else:
                     packed.setdefault(member.pack, []).append((e, member))
-                    continue
-                try:
-                    if key is None:
-                        raise NotFound(f"no content {e.digest} in this keep")
-                    # an inline content has no file of its own to link either
-                    how = link if stored_as_file(key) else "copy"
-                    store.export_file(key, e.digest, e.size, staging / e.path, how, e.mode, False)
-                except (NotFound, IntegrityError) as exc:
-                    from_fallback(e, exc)
             elif e.kind == "l":
                 assert e.digest is not None
                 link_target = read(e.digest).decode()
                 check_link_target(e.path, link_target)
                 os.symlink(link_target, staging / e.path)
-            exported(e)
-        for pack, members in packed.items():
-            # a packed file has no file of its own to link: it is copied, whatever `link`
-            for e, data in _read_members(store, pack, members):
-                if isinstance(data, DatakeepError):
-                    from_fallback(e, data)
-                else:  # a string path: pathlib costs more than the write of a small file
-                    write_new_file(os.path.join(base, e.path), data, e.mode)
                 exported(e)
+
+        def export_single(e: TreeEntry) -> None:
+            assert e.digest is not None
+            key = keys.get(e.digest)
+            if key is None:
+                raise NotFound(f"no content {e.digest} in this keep")
+            # an inline content has no file of its own to link either
+            how = link if stored_as_file(key) else "copy"
+            store.export_file(key, e.digest, e.size, staging / e.path, how, e.mode, False)
+
+        def finished(e: TreeEntry, outcome: Callable[[], object]) -> None:
+            try:
+                outcome()
+            except (NotFound, IntegrityError) as exc:
+                from_fallback(e, exc)
+            exported(e)
+
+        # large files are copied and verified by a worker (in C, the GIL released) while
+        # the small ones are written here
+        pool = ThreadPoolExecutor(1, thread_name_prefix="datakeep-export")
+        try:
+            large = [(e, pool.submit(export_single, e)) for e in singles if e.size >= CHUNK]
+            for e in singles:
+                if e.size < CHUNK:
+                    finished(e, partial(export_single, e))
+            for pack, members in packed.items():
+                # a packed file has no file of its own to link: copied, whatever `link`
+                for e, data in _read_members(store, pack, members):
+                    if isinstance(data, DatakeepError):
+                        from_fallback(e, data)
+                    else:  # a string path: pathlib costs more than writing a small file
+                        write_new_file(os.path.join(base, e.path), data, e.mode)
+                    exported(e)
+            for e, future in large:
+                finished(e, future.result)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
         for e in entries:
             if e.kind == "l":
                 check_resolves_inside(staging, staging / e.path)
