@@ -72,11 +72,15 @@ def paired(
     before_baseline: Callable[[], object] | None = None,
     before_ours: Callable[[], object] | None = None,
 ) -> tuple[float, float, float]:
-    """(best baseline s, best ours s, their ratio), the two run back to back in each
-    round. The best of several runs, as timeit takes it: the kernel's cost of creating a
-    file swings from 20 to 800 us within minutes on this shared machine, so slower runs
-    measure the neighbours; interleaving gives both sides the same chances at a quiet
-    moment."""
+    """(median baseline s, median ours s, median of the rounds' ratios), the two run back
+    to back in each round.
+
+    The ratio is taken within each round, then the median of the rounds: this machine
+    flips between states minutes apart in which writing 1 GB costs 0.3 s or 3 s, and only
+    two runs made back to back share a state. (The best of each side, as timeit takes it,
+    paired a baseline from one state with ours from another whenever the state changed
+    between rounds.)
+    """
     base_times, our_times = [], []
     for _ in range(rounds):
         if before_baseline is not None:
@@ -87,7 +91,8 @@ def paired(
             before_ours()
         os.sync()
         our_times.append(timed(ours))
-    return min(base_times), min(our_times), min(our_times) / min(base_times)
+    ratios = [o / b for o, b in zip(our_times, base_times, strict=True)]
+    return statistics.median(base_times), statistics.median(our_times), statistics.median(ratios)
 
 
 def clean(*paths: Path) -> None:
@@ -149,7 +154,7 @@ def versus_cp(key: str, measure: str, limit: float, baseline: str = "d1_cp_r_s")
     """A row whose target is a ratio to the `cp -r` of the same run."""
 
     def check(r: dict[str, float]) -> tuple[str, bool]:
-        # a paired measurement carries its own ratio (best of back-to-back rounds)
+        # a paired measurement carries its own ratio (median of back-to-back rounds)
         ratio = r.get(f"{key}_ratio", r[key] / r[baseline])
         return f"{r[key]:.2f} s = {ratio:.2f}x cp -r", ratio <= limit
 

@@ -99,6 +99,10 @@ def test_small_files_of_a_tree_share_packs(keep: Keep, tmp_path: Path) -> None:
     new_pack = _pack_of(later[keep.put(b"new").digest])
     assert new_pack not in packs
     assert keep.store.backend.read(new_pack).count(b"new") == 1  # nothing else in it
+    # a put of a packed content finds it there and leaves no blob file behind
+    assert keep.put_file(src / "a.txt").digest in keys
+    report = keep.fsck()
+    assert report.ok and report.orphans == []
     keep.export(second.digest, tmp_path / "out")
     assert snapshot(tmp_path / "out") == snapshot(src)
 

@@ -390,9 +390,9 @@ class ContentStore:
         with _source_file(path, expected) as (fd, before):
             data = _read_whole(fd, before.st_size)
             _check_unchanged(fd, before, path)
-        return self.buffer(data, into)
+        return self.hash_into(data, into)
 
-    def buffer(self, data: bytes, into: dict[str, bytes]) -> str:
+    def hash_into(self, data: bytes, into: dict[str, bytes]) -> str:
         """Hash ``data`` into ``into`` (digest -> bytes) for :meth:`write_packs`; its digest."""
         hasher = new_hasher(self.algorithm)
         hasher.update(data)
@@ -612,6 +612,11 @@ class ContentStore:
             created = direct.transact(
                 "recording content", lambda d: rows.insert(self.db.dialect, d.execute)
             )
+            if written.digest not in created and self.key_of(written.digest) != written.key:
+                # kept elsewhere already (in a pack, inline, or routed by other tags): no
+                # row names the blob this put wrote, so it goes now instead of waiting for
+                # gc (the lease keeps any other put from recording it meanwhile)
+                self.backend.delete(written.key)
         if written.digest in created:  # new: the index holds exactly this, no need to ask
             return Content(written.digest, written.size, "blob", created[written.digest], checked)
         return self.info(written.digest)
@@ -916,6 +921,7 @@ class ContentStore:
 
 
 def check_bytes(data: bytes, digest: str, size: int) -> None:
+    """:class:`IntegrityError` unless ``data`` is the content ``digest`` of ``size`` bytes."""
     if len(data) != size:
         raise IntegrityError(f"{digest} has {len(data)} bytes stored, not {size}")
     algorithm, _, expected = digest.partition(":")

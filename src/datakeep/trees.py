@@ -328,7 +328,7 @@ class _TreeWriter:
 
     def store_link(self, item: Scanned) -> None:
         assert item.target is not None
-        digest = self._store.buffer(item.target.encode(), self._to_pack)
+        digest = self._store.hash_into(item.target.encode(), self._to_pack)
         self.digests[item.path] = digest
         self.stored.add(digest)
 
