@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import tempfile
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import datakeep
-from datakeep.content import INLINE_MAX
+from datakeep.content import INLINE_MAX, key_of_pointer, pointer_of
 from datakeep.digest import hash_bytes
 from datakeep.errors import (
     IntegrityError,
@@ -337,3 +338,23 @@ def test_small_contents_kept_in_the_index_behave_like_any_content(
     assert keep.put(b'{"n": 2}').digest == digests[1]
     assert keep.get(digests[1]) == b'{"n": 2}' and keep.fsck().ok
     assert sorted(keep.gc(grace_s=0).swept) == sorted({*digests})
+
+
+@pytest.mark.parametrize("key", ["blake3/ab/cdef", "route/blake3/00/ff", "packs/0a1b.pack#17+4096"])
+def test_pointers_round_trip(key: str) -> None:
+    pointer = pointer_of(key)
+    assert key_of_pointer(pointer) == key
+    assert json.loads(pointer) == (
+        {"key": key}
+        if "#" not in key
+        else {"pack": "packs/0a1b.pack", "offset": 17, "length": 4096}
+    )
+
+
+def test_pointers_written_by_any_json_encoder_are_read() -> None:
+    reordered = json.dumps({"length": 5, "offset": 3, "pack": "packs/x.pack"})
+    assert key_of_pointer(reordered) == "packs/x.pack#3+5"
+    assert key_of_pointer(json.dumps({"key": 'odd"key'}, indent=1)) == 'odd"key'
+    assert key_of_pointer('{"pack": "packs/x.pack", "offset": 3, "length": 5 }') == (
+        "packs/x.pack#3+5"
+    )

@@ -92,6 +92,7 @@ def pointer_of(key: str) -> str:
 
 
 _POINTER_HEAD, _POINTER_TAIL = '{"key": "', '"}'
+_PACK_HEAD, _PACK_OFFSET, _PACK_LENGTH = '{"pack": "', '", "offset": ', ', "length": '
 
 
 def key_of_pointer(pointer: str) -> str:
@@ -103,6 +104,12 @@ def key_of_pointer(pointer: str) -> str:
         and pointer.count('"') == 4
     ):
         return pointer[len(_POINTER_HEAD) : -len(_POINTER_TAIL)]
+    if pointer.startswith(_PACK_HEAD):  # the form pointer_of writes for a pack member
+        pack, _, rest = pointer[len(_PACK_HEAD) :].partition(_PACK_OFFSET)
+        offset, _, length = rest.partition(_PACK_LENGTH)
+        number, end = length[:-1], length[-1:]
+        if offset.isdigit() and number.isdigit() and end == "}" and not {'"', "\\"} & set(pack):
+            return member_key(pack, int(offset), int(number))
     fields = json.loads(pointer)
     if "pack" in fields:
         return member_key(str(fields["pack"]), int(fields["offset"]), int(fields["length"]))
