@@ -261,6 +261,21 @@ def test_gc_deletes_rewrites_or_keeps_a_pack_by_what_is_live_in_it(
     assert after.ok and after.orphans == []
 
 
+def test_gc_leaves_a_pack_alone_when_a_live_member_fails_its_check(
+    keep: Keep, tmp_path: Path
+) -> None:
+    named = packed_tree(keep, tmp_path / "d", {"live": b"l" * 1000, "dead": b"d" * 10_000})
+    pack = pack_of(keep, named["live"])
+    keep.pin(named["live"])
+    damage_packed(keep, named["live"], b"X" * 1000)
+    report = keep.gc(grace_s=3600)
+    assert named["dead"] in report.swept and named["live"] not in report.swept
+    assert report.repacked == []
+    assert report.retained_bytes == 10_000  # not rewritten: the bad bytes are not copied
+    assert pack_of(keep, named["live"]) == pack
+    assert [p.digest for p in keep.fsck().corrupted] == [named["live"]]
+
+
 def test_fsck_repairs_packed_contents_without_losing_their_neighbours(
     keep: Keep, tmp_path: Path
 ) -> None:

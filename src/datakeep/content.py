@@ -433,6 +433,12 @@ class ContentStore:
         self.backend.create(key, data)  # content-addressed: an existing pack is the same
         return [Written(e.digest, e.length, member_key(key, e.offset, e.length)) for e in entries]
 
+    def blob_keys(self, prefix: str = "") -> Iterator[str]:
+        """Every key in the backend starting with ``prefix`` (packs and quarantine too)."""
+        if self.files is not None:  # a file backend lists without a stat per blob
+            return self.files.keys(prefix)
+        return (info.key for info in self.backend.list(prefix))
+
     def sync_blobs(self) -> None:
         """Make every blob written so far durable (a no-op where each write already is)."""
         if self.files is not None:

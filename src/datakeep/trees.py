@@ -9,6 +9,10 @@ one line per entry, sorted by path, where kind is ``f`` (regular file), ``l`` (s
 link; its content is the link target) or ``d`` (empty directory). Paths are relative,
 ``/``-separated, with ``\\``, newline and carriage return escaped as ``\\\\``, ``\\n`` and
 ``\\r``. The same directory always gives the same bytes, hence the same digest.
+
+How the files are kept is not part of the manifest: a put stores a tree's small files in
+packs (:mod:`datakeep.packs`) and the others as blobs of their own, and an export reads
+each pack once for all the files it holds.
 """
 
 from __future__ import annotations

@@ -171,12 +171,8 @@ def _adopt_pack_members(store: ContentStore, report: FsckReport) -> bool:
     """Record the members of every pack that the index lacks, if their bytes verify; a
     pack whose table cannot be read is left as it is (and, unnamed, stays an orphan).
     True if any was recorded."""
-    files = store.files
-    listed = (
-        files.keys("packs/") if files is not None else (i.key for i in store.backend.list("packs/"))
-    )
     adopted: set[str] = set()
-    for pack in [k for k in listed if is_pack_key(k)]:
+    for pack in [k for k in store.blob_keys("packs/") if is_pack_key(k)]:
         try:
             data = store.backend.read(pack)
             entries = read_table(len(data), data)

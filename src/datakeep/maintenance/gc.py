@@ -24,7 +24,7 @@ from collections.abc import Collection, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from ..content import (
     PRIMARY,
@@ -106,8 +106,8 @@ def collect_garbage(
         rewrite = {key: use for key, use in packs.items() if use.live_bytes < use.dead_bytes}
         if not dry_run:
             _sweep(store, garbage, progress)
-            for key, use in rewrite.items():
-                _repack(store, key, use)
+            # a pack whose live members do not all verify stays as it is, for fsck
+            rewrite = {key: use for key, use in rewrite.items() if _repack(store, key, use)}
             for key, _size in orphans:
                 store.backend.delete(key)
         report.swept = [digest for digest, _kind, _size in garbage]
@@ -231,9 +231,9 @@ def _packs_touched(store: ContentStore, garbage: Collection[str]) -> dict[str, _
     return packs
 
 
-def _repack(store: ContentStore, pack: str, use: _PackUse) -> None:
-    """Move the live members of ``pack`` to a new pack, then delete it. A member that
-    fails its check stays where it is (with its pack) for fsck to report."""
+def _repack(store: ContentStore, pack: str, use: _PackUse) -> bool:
+    """Move the live members of ``pack`` to a new pack, then delete it; False (and
+    nothing changed) if a live member is unreadable or fails its check."""
     if use.live:
         try:
             data = store.backend.read(pack)
@@ -242,28 +242,24 @@ def _repack(store: ContentStore, pack: str, use: _PackUse) -> None:
                 blobs[digest] = data[member.offset : member.end]
                 check_bytes(blobs[digest], digest, member.length)
         except (DatakeepError, OSError):
-            return
+            return False
         written = store.write_pack(blobs)
         store.sync_blobs()  # the new pack is on disk before any row points to it
-
-        def move(conn: Connection) -> None:
-            for w in written:
-                conn.execute(
-                    update(placements)
-                    .where(placements.c.digest == w.digest, placements.c.location == PRIMARY)
-                    .values(pointer=pointer_of(w.key))
-                )
-
-        store.db.transact("moving packed contents", move)
-    store.backend.delete(pack)
+        move = (
+            update(placements)
+            .where(placements.c.digest == bindparam("d"), placements.c.location == PRIMARY)
+            .values(pointer=bindparam("p"))
+        )
+        rows = [{"d": w.digest, "p": pointer_of(w.key)} for w in written]
+        store.db.transact("moving packed contents", lambda conn: conn.execute(move, rows))
+    store.backend.delete(pack)  # a crash before this leaves it an orphan, for the next gc
+    return True
 
 
 def orphan_blobs(store: ContentStore, cutoff: float | None = None) -> Iterator[tuple[str, int]]:
     """(key, size) of blobs that no index row names, stored before ``cutoff`` if given.
     Quarantined blobs are not orphans."""
-    files = store.files
-    keys = files.keys() if files is not None else (i.key for i in store.backend.list())
-    unnamed = {key for key in keys if not key.startswith(QUARANTINE)}
+    unnamed = {key for key in store.blob_keys() if not key.startswith(QUARANTINE)}
     query = select(placements.c.pointer).where(placements.c.location == PRIMARY)
     with store.db.read("listing blob keys") as conn:
         for pointer in conn.execution_options(yield_per=10_000).execute(query).scalars():
