@@ -354,3 +354,37 @@ def test_a_remembered_tree_that_left_the_keep_is_stored_again(
     assert keep.verify_many().ok and keep.fsck().ok
     keep.export(tree.digest, tmp_path / "out")
     assert (tmp_path / "out" / "a.txt").read_text() == "alpha"
+
+
+def test_read_many_reads_a_pack_once_and_reports_each_bad_content(
+    keep: Keep, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = {"a": b"alpha" * 10, "b": b"bravo" * 10, "c": b"charlie" * 10}
+    src = tmp_path / "src"
+    src.mkdir()
+    for name, data in files.items():
+        (src / name).write_bytes(data)
+    tree = keep.put_tree(src)
+    named = {e.path: e.digest for e in decode_tree(keep.get(tree.digest)) if e.digest}
+    own = keep.put(b"a blob of its own")
+    damage_packed(keep, named["b"], b"x" * 50)
+    stored = list(keep.store.stored([*named.values(), own.digest]))
+    pack = _pack_of(keep.store.key_of(named["a"]))
+    reads: list[str] = []
+    original = keep.store.backend.read
+
+    def counting(key: str, *args: int | None) -> bytes:
+        reads.append(key)
+        return original(key, *args)
+
+    monkeypatch.setattr(keep.store.backend, "read", counting)
+    results = {item.digest: data for item, data in keep.store.read_many(stored)}
+    assert results[named["a"]] == files["a"] and results[named["c"]] == files["c"]
+    assert isinstance(results[named["b"]], IntegrityError)
+    assert results[own.digest] == b"a blob of its own"
+    assert reads.count(pack) == 1
+    # a pack gone: each of its contents says so, the others are still read
+    keep.store.backend.delete(pack)
+    results = {item.digest: data for item, data in keep.store.read_many(stored)}
+    assert all(isinstance(results[named[n]], NotFound) for n in files)
+    assert results[own.digest] == b"a blob of its own"

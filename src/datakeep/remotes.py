@@ -30,6 +30,7 @@ from .content import (
     PRIMARY,
     ContentStore,
     Problem,
+    Stored,
     VerifiedReader,
     Written,
     drain_verified,
@@ -38,7 +39,14 @@ from .content import (
     verify_file,
 )
 from .digest import parse_digest
-from .errors import AlreadyExists, IntegrityError, InvalidInput, NotFound, StorageError
+from .errors import (
+    AlreadyExists,
+    DatakeepError,
+    IntegrityError,
+    InvalidInput,
+    NotFound,
+    StorageError,
+)
 from .index import contents, placements, remotes
 from .index.upsert import insert_ignore
 from .packs import (
@@ -224,7 +232,9 @@ def push(
                     staged.write(chunk)
                 written = staged.commit(key)
             return [(digest, size, pointer_of(key), written)]
-        key, data, entries = build_pack((row[0], store.get(row[0])) for row in unit)
+        # read by their keys, verified, each pack of the keep once
+        stored = [Stored(d, size, kind, key_of_pointer(pointer)) for d, size, kind, pointer in unit]
+        key, data, entries = build_pack(_verified(store.read_many(stored)))
         written = target.create(key, data)  # content-addressed: the same pack if it exists
         return [(e.digest, e.length, json.dumps(pack_pointer(key, e)), written) for e in entries]
 
@@ -253,6 +263,13 @@ def push(
     finally:
         flush(store, recorded)
     return report
+
+
+def _verified(read: Iterator[tuple[Stored, bytes | DatakeepError]]) -> Iterator[tuple[str, bytes]]:
+    for item, data in read:
+        if isinstance(data, DatakeepError):
+            raise data
+        yield item.digest, data
 
 
 def _units(rows: list[Any]) -> Iterator[list[Any]]:

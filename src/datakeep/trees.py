@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -32,14 +32,14 @@ from .content import (
     Content,
     ContentStore,
     LinkMode,
+    Stored,
     Written,
-    check_bytes,
     stored_as_file,
     write_new_file,
 )
 from .digest import parse_digest
 from .errors import AlreadyExists, DatakeepError, IntegrityError, InvalidPath, NotFound
-from .packs import PACK_LIMIT, PackMember, pack_member
+from .packs import PACK_LIMIT, pack_member
 from .progress import Progress, ProgressCallback
 from .scan import (
     DirectoryScan,
@@ -380,28 +380,6 @@ class _TreeWriter:
             self._progress(Progress("store", done, self._total, item.stat.st_size))
 
 
-def _read_members(
-    store: ContentStore, pack: str, members: list[tuple[TreeEntry, PackMember]]
-) -> Iterator[tuple[TreeEntry, bytes | DatakeepError]]:
-    """The verified bytes of several files in one pack, read with one request (or the
-    error that stands for each)."""
-    start = min(m.offset for _e, m in members)
-    try:
-        span = store.backend.read(pack, start, max(m.end for _e, m in members))
-    except NotFound as exc:
-        yield from ((e, exc) for e, _m in members)
-        return
-    for e, m in members:
-        data = span[m.offset - start : m.end - start]
-        assert e.digest is not None
-        try:
-            check_bytes(data, e.digest, e.size)
-        except IntegrityError as exc:
-            yield e, exc
-            continue
-        yield e, data
-
-
 def export_tree(
     store: ContentStore,
     digest: str,
@@ -449,16 +427,18 @@ def export_tree(
         folders = sorted({e.path.rpartition("/")[0] for e in entries} - {""})
         for path in folders + [e.path for e in entries if e.kind == "d"]:
             os.makedirs(staging / path, exist_ok=True)
-        packed: dict[str, list[tuple[TreeEntry, PackMember]]] = {}
+        # packed files by pack: each pack is read once, and one at a time
+        packed: dict[str, list[tuple[TreeEntry, str]]] = {}
         singles: list[TreeEntry] = []  # files of their own (or inline)
         for e in entries:
             if e.kind == "f":
                 assert e.digest is not None
-                member = pack_member(keys.get(e.digest, ""))
+                key = keys.get(e.digest, "")
+                member = pack_member(key)
                 if member is None:
                     singles.append(e)
                 else:
-                    packed.setdefault(member.pack, []).append((e, member))
+                    packed.setdefault(member.pack, []).append((e, key))
             elif e.kind == "l":
                 assert e.digest is not None
                 link_target = read(e.digest).decode()
@@ -490,9 +470,10 @@ def export_tree(
             for e in singles:
                 if e.size < CHUNK:
                     finished(e, partial(export_single, e))
-            for pack, members in packed.items():
+            for members in packed.values():
                 # a packed file has no file of its own to link: copied, whatever `link`
-                for e, data in _read_members(store, pack, members):
+                stored = [Stored(e.digest or "", e.size, "blob", key) for e, key in members]
+                for (e, _key), (_item, data) in zip(members, store.read_many(stored), strict=True):
                     if isinstance(data, DatakeepError):
                         from_fallback(e, data)
                     else:  # a string path: pathlib costs more than writing a small file
