@@ -17,7 +17,7 @@ from pathlib import Path
 
 from datakeep.backends._s3 import S3Backend
 
-from .common import WORK, Row, clean, cp_r, fresh_keep, generate, publish, table, timed
+from .common import WORK, Row, clean, cp_r, fresh_keep, generate, paired, publish, table, timed
 
 LARGE = 100 * 1024 * 1024
 
@@ -131,23 +131,33 @@ def bench_large(results: dict[str, float], server: MotoServer) -> None:
 
 
 def bench_directory(results: dict[str, float], data: Path) -> None:
-    copy = WORK / "d1-cp"
-    clean(copy)
-    results["cp_r_d1_s"] = timed(lambda: cp_r(data, copy))
-    clean(copy)
+    copy, remote = WORK / "d1-cp", WORK / "dir-remote"
     keep = fresh_keep(WORK / "dir-keep")
     tree = keep.put_tree(data).digest
-    keep.add_remote("nas", str(WORK / "dir-remote"))
-    results["push_d1_dir_s"] = timed(lambda: keep.push("nas", [tree]))
+
+    def new_remote() -> None:
+        if keep.remotes:
+            keep.remove_remote("nas")
+        clean(remote)
+        keep.add_remote("nas", str(remote))
+
+    results["cp_r_d1_s"], results["push_d1_dir_s"], results["push_d1_dir_s_ratio"] = paired(
+        3,
+        lambda: cp_r(data, copy),
+        lambda: keep.push("nas", [tree]),
+        lambda: clean(copy),
+        new_remote,
+    )
     keep.close()
-    clean(WORK / "dir-keep", WORK / "dir-remote")
+    clean(copy, WORK / "dir-keep", remote)
 
 
 def _ratio(
     key: str, base: str, measure: str, limit: float, what: str, at_least: bool = False
 ) -> Row:
     def check(r: dict[str, float]) -> tuple[str, bool]:
-        ratio = r[key] / r[base] if not at_least else r[base] / r[key]
+        # a paired measurement carries its own ratio (median of back-to-back rounds)
+        ratio = r.get(f"{key}_ratio") or (r[key] / r[base] if not at_least else r[base] / r[key])
         ok = ratio >= limit if at_least else ratio <= limit
         return f"{r[key]:.2f} s = {ratio:.2f}x {what}", ok
 
