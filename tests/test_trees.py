@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
 
 import datakeep
 from datakeep import statcache
-from datakeep.content import stored_as_file
+from datakeep.content import PACKED_MAX, stored_as_file
 from datakeep.errors import AlreadyExists, IntegrityError, InvalidPath, NotFound
 from datakeep.keep import Keep
 from datakeep.packs import pack_member
@@ -388,3 +389,35 @@ def test_read_many_reads_a_pack_once_and_reports_each_bad_content(
     results = {item.digest: data for item, data in keep.store.read_many(stored)}
     assert all(isinstance(results[named[n]], NotFound) for n in files)
     assert results[own.digest] == b"a blob of its own"
+
+
+def test_files_stored_by_the_worker_are_recorded_in_batches(
+    keep: Keep, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datakeep import trees
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(4):  # too large for a pack: stored by the worker
+        (src / f"f{i}").write_bytes(os.urandom(PACKED_MAX + 1))
+    monkeypatch.setattr(trees, "_BATCH_BYTES", 1)  # a batch per file
+    batches: list[int] = []
+    original = keep.store.record
+
+    def counting(written: list[object], *args: object, **kwargs: object) -> object:
+        if written:
+            batches.append(len(written))
+        return original(written, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(keep.store, "record", counting)
+    write_file = keep.store.write_file
+
+    def slow_write_file(*args: object, **kwargs: object) -> object:
+        time.sleep(0.2)  # each file is recorded before the worker finishes the next
+        return write_file(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(keep.store, "write_file", slow_write_file)
+    keep.put_tree(src)
+    # each file is in the index (and the stat cache) as soon as it is stored, so an
+    # interrupted put resumes after it; then the tree itself
+    assert batches == [1, 1, 1, 1, 1]

@@ -413,6 +413,8 @@ class ContentStore:
         packs of up to :data:`~datakeep.packs.PACK_LIMIT` bytes, in the order given;
         they are not yet recorded. The caller holds a shared lease, so what the index
         holds now stays until the caller records what it wrote."""
+        if not blobs:
+            return []
         lacking = self.missing(blobs)
         written: list[Written] = []
         group: list[str] = []

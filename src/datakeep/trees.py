@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -301,9 +302,9 @@ class _TreeWriter:
         self._to_pack: dict[str, bytes] = {}  # read, not yet written
         self._packing_bytes = 0
         self._fresh: list[tuple[os.stat_result, str]] = []  # hashed, not in the stat cache
-        self._pending_bytes = 0  # read or written since the last flush
+        self._pending_bytes = 0  # stored since the last flush
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="datakeep-put")
-        self._running: list[tuple[Scanned, Future[Written]]] = []
+        self._running: deque[tuple[Scanned, Future[Written]]] = deque()
 
     def packs(self, item: Scanned) -> bool:
         """Whether ``item`` goes into a pack (else it becomes a blob of its own)."""
@@ -326,9 +327,8 @@ class _TreeWriter:
             write = self._store.write_file
             future = self._pool.submit(write, path, link=self._link, expected=item.stat)
             self._running.append((item, future))
-        self._pending_bytes += item.stat.st_size
-        if len(self._fresh) >= _BATCH_FILES or self._pending_bytes >= _BATCH_BYTES:
-            self.flush()
+        self._collect_finished()
+        self._flush_if_due()
 
     def store_link(self, item: Scanned) -> None:
         assert item.target is not None
@@ -337,12 +337,16 @@ class _TreeWriter:
         self.stored.add(digest)
 
     def wait(self) -> None:
-        """Until every file handed to the worker is stored (its digest known)."""
-        self._collect(wait=True)
+        """Until every file handed to the worker is stored (its digest known), recording
+        in batches meanwhile, so a put that is interrupted resumes after the last batch."""
+        while self._running:
+            item, future = self._running.popleft()
+            self._hashed_by_worker(item, future.result())
+            self._flush_if_due()
 
     def flush(self) -> None:
         """Record what is stored so far (what the worker still stores comes later)."""
-        self._collect(wait=False)
+        self._collect_finished()
         self._pending_bytes = 0
         self._write_packs()
         self._store.record(self._written)
@@ -353,15 +357,19 @@ class _TreeWriter:
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def _collect(self, wait: bool) -> None:
-        running, self._running = self._running, []
-        for item, future in running:
-            if wait or future.done():
-                written = future.result()
-                self._written.append(written)
-                self._hashed(item, written.digest)
-            else:
-                self._running.append((item, future))
+    def _collect_finished(self) -> None:
+        # the one worker finishes in order: the first still running blocks the rest
+        while self._running and self._running[0][1].done():
+            item, future = self._running.popleft()
+            self._hashed_by_worker(item, future.result())
+
+    def _hashed_by_worker(self, item: Scanned, written: Written) -> None:
+        self._written.append(written)
+        self._hashed(item, written.digest)
+
+    def _flush_if_due(self) -> None:
+        if len(self._fresh) >= _BATCH_FILES or self._pending_bytes >= _BATCH_BYTES:
+            self.flush()
 
     def _write_packs(self) -> None:
         self._packing_bytes = 0
@@ -372,6 +380,7 @@ class _TreeWriter:
         self.digests[item.path] = digest
         self.stored.add(digest)
         self._fresh.append((item.stat, digest))
+        self._pending_bytes += item.stat.st_size
         self._report(item)
 
     def _report(self, item: Scanned) -> None:
