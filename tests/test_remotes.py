@@ -87,6 +87,10 @@ def test_push_then_pull_into_an_empty_keep(keep: Keep, tmp_path: Path, where: Wh
     pulled = fresh.pull("origin", [tree.digest])
     assert pulled.transferred == 32
     assert fresh.info(tree.digest).kind == "tree"
+    # the small files arrive in packs of the keep's own, the large one as a file
+    members = [e.digest for e in keep_tree(fresh, tree.digest) if e.digest is not None]
+    keys = fresh.store.keys_of(members)
+    assert len(members) == 31 and sum("#" in keys[d] for d in members) == 30
     fresh.export(tree.digest, tmp_path / "restored")
     for path in (tmp_path / "data").rglob("*"):
         if path.is_file():

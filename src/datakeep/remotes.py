@@ -27,6 +27,7 @@ from sqlalchemy.orm import aliased
 from .backends import Backend, FileBackend, LocalBackend, backend_for_location, open_backend
 from .content import (
     CHUNK,
+    PACKED_MAX,
     PRIMARY,
     ContentStore,
     Problem,
@@ -399,11 +400,15 @@ def _fetch(
         start = min(where[d]["offset"] for d in unit)
         end = max(where[d]["offset"] + where[d]["length"] for d in unit)
         span = source.read(pack, start, end)  # one ranged request per pack
-        return [
-            _checked(store.write_bytes(span[o - start : o - start + where[d]["length"]]), d, pack)
-            for d in unit
-            for o in [where[d]["offset"]]
-        ]
+        written: list[Written] = []
+        small: dict[str, bytes] = {}
+        for d in unit:
+            data = span[where[d]["offset"] - start :][: where[d]["length"]]
+            if len(data) <= PACKED_MAX:  # verified here, then kept in a pack of ours
+                _check_named(store.hash_into(data, small), d, pack)
+            else:
+                written.append(_checked(store.write_bytes(data), d, pack))
+        return written + (store.write_pack(small) if small else [])
 
     batch: list[Written] = []
     # whatever arrived verified is recorded, even if a later blob fails
@@ -425,12 +430,16 @@ def _fetch(
 
 
 def _checked(written: Written, digest: str, where: str) -> Written:
-    if written.digest != digest:
+    _check_named(written.digest, digest, where)
+    return written
+
+
+def _check_named(actual: str, digest: str, where: str) -> None:
+    if actual != digest:
         raise IntegrityError(
             f"remote object {where} does not hold {digest}: the bytes hash to "
-            f"{written.digest}; nothing was recorded"
+            f"{actual}; nothing was recorded"
         )
-    return written
 
 
 def _locate(
