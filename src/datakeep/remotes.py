@@ -403,7 +403,8 @@ def _fetch(
         written: list[Written] = []
         small: dict[str, bytes] = {}
         for d in unit:
-            data = span[where[d]["offset"] - start :][: where[d]["length"]]
+            offset = where[d]["offset"] - start
+            data = span[offset : offset + where[d]["length"]]
             if len(data) <= PACKED_MAX:  # verified here, then kept in a pack of ours
                 _check_named(store.hash_into(data, small), d, pack)
             else:
