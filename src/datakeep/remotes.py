@@ -267,6 +267,7 @@ def push(
 
 
 def _verified(read: Iterator[tuple[Stored, bytes | DatakeepError]]) -> Iterator[tuple[str, bytes]]:
+    """(digest, bytes) of what :meth:`ContentStore.read_many` gave; its first error raised."""
     for item, data in read:
         if isinstance(data, DatakeepError):
             raise data
