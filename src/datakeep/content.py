@@ -38,7 +38,7 @@ from .index import IndexDatabase, Leases, contents, inline_blobs, placements
 from .index import tags as tag_table
 from .index.direct import direct_connection
 from .index.upsert import insert_ignore, insert_or_update
-from .packs import PACK_LIMIT, build_pack, member_key, pack_member
+from .packs import PACK_LIMIT, build_pack, member_key, object_key, pack_member
 
 __all__ = [
     "CHUNK",
@@ -120,7 +120,7 @@ def key_of_pointer(pointer: str) -> str:
 def stored_as_file(key: str) -> bool:
     """Whether the blob behind ``key`` is a backend object of its own (which can be
     hard-linked or re-hashed in place), not a range of a pack nor a row of the index."""
-    return key != INLINE_KEY and "#" not in key
+    return key != INLINE_KEY and object_key(key) == key
 
 
 def fanout_key(digest: str, tags: Mapping[str, str]) -> str:

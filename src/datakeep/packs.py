@@ -29,6 +29,7 @@ __all__ = [
     "build_pack",
     "is_pack_key",
     "member_key",
+    "object_key",
     "pack_member",
     "pack_pointer",
     "read_table",
@@ -96,6 +97,12 @@ def member_key(pack: str, offset: int, length: int) -> str:
     """The key the content store uses for the blob at ``[offset, offset + length)`` of
     the pack ``pack``."""
     return f"{pack}#{offset}+{length}"
+
+
+def object_key(key: str) -> str:
+    """The backend object holding the bytes of ``key``: its pack for a :func:`member_key`,
+    else ``key`` itself."""
+    return key.partition("#")[0]
 
 
 def pack_member(key: str) -> PackMember | None:

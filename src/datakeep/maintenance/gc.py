@@ -29,14 +29,14 @@ from sqlalchemy import Connection, bindparam, select, update
 from ..content import (
     PRIMARY,
     ContentStore,
-    check_bytes,
+    Stored,
     key_of_pointer,
     pointer_of,
     stored_as_file,
 )
 from ..errors import DatakeepError, IntegrityError, NotFound
 from ..index import contents, placements
-from ..packs import PackMember, pack_member
+from ..packs import object_key, pack_member
 from ..progress import Progress, ProgressCallback
 from ..trees import tree_members
 from .roots import root_providers
@@ -80,7 +80,7 @@ class GcReport:
 class _PackUse:
     """What a sweep leaves of one pack."""
 
-    live: list[tuple[str, PackMember]] = field(default_factory=list)
+    live: list[Stored] = field(default_factory=list)
     live_bytes: int = 0
     dead_bytes: int = 0
 
@@ -223,10 +223,11 @@ def _packs_touched(store: ContentStore, garbage: Collection[str]) -> dict[str, _
         for digest, pointer in conn.execution_options(yield_per=10_000).execute(everything):
             if '"pack"' not in pointer or digest in garbage:  # cheap tests first
                 continue
-            found = pack_member(key_of_pointer(pointer))
+            key = key_of_pointer(pointer)
+            found = pack_member(key)
             use = packs.get(found.pack) if found is not None else None
             if found is not None and use is not None:
-                use.live.append((digest, found))
+                use.live.append(Stored(digest, found.length, "blob", key))
                 use.live_bytes += found.length
     return packs
 
@@ -235,14 +236,11 @@ def _repack(store: ContentStore, pack: str, use: _PackUse) -> bool:
     """Move the live members of ``pack`` to a new pack, then delete it; False (and
     nothing changed) if a live member is unreadable or fails its check."""
     if use.live:
-        try:
-            data = store.backend.read(pack)
-            blobs = {}
-            for digest, member in use.live:
-                blobs[digest] = data[member.offset : member.end]
-                check_bytes(blobs[digest], digest, member.length)
-        except (DatakeepError, OSError):
-            return False
+        blobs = {}
+        for item, data in store.read_many(use.live):
+            if isinstance(data, DatakeepError):
+                return False
+            blobs[item.digest] = data
         written = store.write_pack(blobs)
         store.sync_blobs()  # the new pack is on disk before any row points to it
         move = (
@@ -263,8 +261,7 @@ def orphan_blobs(store: ContentStore, cutoff: float | None = None) -> Iterator[t
     query = select(placements.c.pointer).where(placements.c.location == PRIMARY)
     with store.db.read("listing blob keys") as conn:
         for pointer in conn.execution_options(yield_per=10_000).execute(query).scalars():
-            key = key_of_pointer(pointer)
-            unnamed.discard(key.partition("#")[0])  # a pack member names its pack
+            unnamed.discard(object_key(key_of_pointer(pointer)))  # a member names its pack
     for key in sorted(unnamed):
         try:
             info = store.backend.head(key)
