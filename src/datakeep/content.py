@@ -23,7 +23,8 @@ from typing import Any, BinaryIO, Literal
 
 from sqlalchemy import Connection, and_, exists, insert, select
 
-from .backends import Backend, FileBackend, copy_in_kernel
+from .backends import Backend, FileBackend
+from .copying import copy_verified
 from .digest import Hasher, hash_file, new_hasher, parse_digest
 from .errors import (
     DatakeepError,
@@ -385,9 +386,22 @@ class ContentStore:
                     if written is not None:
                         return written
                     f.seek(0)
-                written = self.write_stream(f, tags)
+                if self.files is not None and before.st_size >= CHUNK:
+                    written = self._copy_file_in(fd, before.st_size, tags)
+                else:
+                    written = self.write_stream(f, tags)
                 _check_unchanged(fd, before, path)
                 return written
+
+    def _copy_file_in(self, fd: int, size: int, tags: Mapping[str, str] | None) -> Written:
+        """Store ``size`` bytes of the open file ``fd`` copied in the kernel, named by the
+        hash of the copy itself (the caller checks that the file did not change)."""
+        assert self.files is not None
+        with self.files.stage() as staged:
+            digest, copied = staged.copy_from(fd, size, self.algorithm)
+            key = self.router(digest, {} if tags is None else tags)
+            staged.commit(key)
+        return Written(digest, copied, key)
 
     def read_small_file(
         self, path: str | os.PathLike[str], expected: os.stat_result, into: dict[str, bytes]
@@ -942,10 +956,15 @@ class ContentStore:
                         if link == "hardlink":
                             raise LinkUnsupported(f"cannot hard-link {digest} to {dest}") from None
                 if size >= CHUNK:
-                    # copy in the kernel, then verify the copy itself (memory-mapped)
-                    with open(source, "rb") as src, open(target, "xb") as dst:
-                        copy_in_kernel(src, dst)
-                    verify_file(target, digest, size)
+                    try:
+                        src = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+                    except FileNotFoundError:
+                        raise NotFound(f"blob of {digest} is missing from the store") from None
+                    try:
+                        with open(target, "x+b") as dst:
+                            copy_verified(src, dst.fileno(), digest, size)
+                    finally:
+                        os.close(src)
                 else:
                     try:
                         fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)

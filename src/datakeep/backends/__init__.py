@@ -1,6 +1,6 @@
 """Blob backends: one small protocol, a few implementations, a registry of permanent names."""
 
-from ._local import LocalBackend, copy_in_kernel
+from ._local import LocalBackend
 from ._memory import MemoryBackend
 from ._protocol import Backend, BlobInfo, FileBackend, IngestLink, StagedBlob, check_key
 from ._registry import (
@@ -22,7 +22,6 @@ __all__ = [
     "StagedBlob",
     "backend_for_location",
     "check_key",
-    "copy_in_kernel",
     "open_backend",
     "register_backend",
     "registered_backends",

@@ -21,10 +21,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
+from ..copying import copy_file, copy_hashed
 from ..errors import LinkUnsupported, NotFound, StorageError
-from ._protocol import BlobInfo, IngestLink, check_key
+from ._protocol import BlobInfo, IngestLink, StagedFile, check_key
 
-__all__ = ["LocalBackend", "copy_in_kernel"]
+__all__ = ["LocalBackend"]
 
 _FICLONE = 0x40049409  # from linux/fs.h
 _READ_ONLY = 0o444
@@ -68,8 +69,9 @@ class _StagedFile:
         self._backend = backend
         self._tmp = backend._temp_path()
         try:
+            # readable too: copy_from hashes what it copied from the file itself
             self._file: BinaryIO | None = open(  # noqa: SIM115 - closed in commit/abort
-                self._tmp, "xb", opener=lambda p, f: os.open(p, f, _READ_ONLY)
+                self._tmp, "x+b", opener=lambda p, f: os.open(p, f, _READ_ONLY)
             )
         except OSError as exc:
             raise _storage_error("stage", "(new)", exc) from exc
@@ -87,6 +89,23 @@ class _StagedFile:
         except OSError as exc:
             self.abort()
             raise _storage_error("write", "(staged)", exc) from exc
+
+    def copy_from(self, src: int, size: int, algorithm: str) -> tuple[str, int]:
+        """Copy ``size`` bytes of the open file ``src`` in, instead of writing them:
+        :func:`~datakeep.copying.copy_hashed`'s (digest of the copy, bytes copied)."""
+        assert self._file is not None and not self._written, "copy_from into a used file"
+        fd = self._file.fileno()
+
+        def landed(offset: int, length: int) -> None:
+            _start_writeback(fd, offset, length)  # the disk works while the rest is copied
+
+        try:
+            digest, copied = copy_hashed(src, fd, size, algorithm, landed)
+        except OSError as exc:
+            self.abort()
+            raise _storage_error("copy", "(staged)", exc) from exc
+        self._written = copied
+        return digest, copied
 
     def commit(self, key: str) -> bool:
         assert self._file is not None, "commit after commit or abort"
@@ -193,7 +212,7 @@ class LocalBackend:
             raise _storage_error("write", key, exc) from exc
         return self._publish(tmp, path, key)
 
-    def stage(self) -> _StagedFile:
+    def stage(self) -> StagedFile:
         return _StagedFile(self)
 
     def open(self, key: str, offset: int = 0) -> BinaryIO:
@@ -298,7 +317,7 @@ class LocalBackend:
                     if link == "reflink":
                         fcntl.ioctl(dst.fileno(), _FICLONE, src.fileno())
                     else:
-                        copy_in_kernel(src, dst)
+                        copy_file(src.fileno(), dst.fileno())
                 os.chmod(tmp, _READ_ONLY)
                 return self._link_into_place(tmp, path)
             finally:
@@ -333,17 +352,6 @@ def _fsync_path(path: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def copy_in_kernel(src: BinaryIO, dst: BinaryIO) -> None:
-    """Copy the whole of ``src`` into ``dst`` with copy_file_range: the bytes never pass
-    through Python's memory (and a filesystem that can share extents does)."""
-    remaining = os.fstat(src.fileno()).st_size
-    while remaining > 0:
-        copied = os.copy_file_range(src.fileno(), dst.fileno(), remaining)
-        if copied == 0:
-            break
-        remaining -= copied
 
 
 _libc: Any = None

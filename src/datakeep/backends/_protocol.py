@@ -100,9 +100,23 @@ class Backend(Protocol):
         """JSON-able settings that re-create this backend with :func:`open_backend`."""
 
 
+class StagedFile(StagedBlob, Protocol):
+    """A blob being written to a file, which can also be filled by copying a file."""
+
+    def copy_from(self, src: int, size: int, algorithm: str) -> tuple[str, int]:
+        """Fill the (still empty) blob with ``size`` bytes of the open file ``src``,
+        copied in the kernel and hashed as they land: (the digest of the copy, the bytes
+        copied, fewer only if ``src`` ended first)."""
+
+    def __enter__(self) -> StagedFile: ...
+
+
 @runtime_checkable
 class FileBackend(Backend, Protocol):
     """A backend whose blobs are files on a local filesystem (links and syncs possible)."""
+
+    def stage(self) -> StagedFile:
+        """Start a new blob, as :meth:`Backend.stage`, written to a file."""
 
     def path_of(self, key: str) -> Path:
         """The file holding ``key`` (read-only; never write to it)."""
