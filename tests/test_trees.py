@@ -391,14 +391,14 @@ def test_read_many_reads_a_pack_once_and_reports_each_bad_content(
     assert results[own.digest] == b"a blob of its own"
 
 
-def test_files_stored_by_the_worker_are_recorded_in_batches(
+def test_files_stored_by_a_worker_are_recorded_in_batches(
     keep: Keep, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from datakeep import trees
 
     src = tmp_path / "src"
     src.mkdir()
-    for i in range(4):  # too large for a pack: stored by the worker
+    for i in range(4):  # too large for a pack: stored by a worker
         (src / f"f{i}").write_bytes(os.urandom(PACKED_MAX + 1))
     monkeypatch.setattr(trees, "_BATCH_BYTES", 1)  # a batch per file
     batches: list[int] = []
@@ -415,6 +415,9 @@ def test_files_stored_by_the_worker_are_recorded_in_batches(
     def slow_write_file(*args: object, **kwargs: object) -> object:
         time.sleep(0.2)  # each file is recorded before the worker finishes the next
         return write_file(*args, **kwargs)  # type: ignore[arg-type]
+
+    # one worker, so files finish 0.2 s apart (two would finish them in pairs)
+    monkeypatch.setattr(trees, "LARGE_FILE_WORKERS", 1)
 
     monkeypatch.setattr(keep.store, "write_file", slow_write_file)
     keep.put_tree(src)

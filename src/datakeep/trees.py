@@ -66,6 +66,11 @@ _HEADER = TREE_FORMAT + "\n"
 # Record progress in batches, so an interrupted put of a big tree resumes from there.
 _BATCH_FILES = 2000
 _BATCH_BYTES = 256 << 20
+# Threads that store or export the large files while the small ones are handled on the
+# calling thread. Two, though the machine may have two cores only: where new pages cost
+# the most (memory the host has to hand back), two kernel copies side by side take 35%
+# less time than one after the other (ten 100 MiB files: 1.5-2.2 s against 2.2-3.5 s).
+LARGE_FILE_WORKERS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,7 +256,7 @@ def _store_tree(
                 todo.append(item)
             else:
                 writer.known(item, digest)
-        # files of their own first: the worker then stores them while small ones are packed
+        # files of their own first: the workers then store them while small ones are packed
         for item in sorted(todo, key=writer.packs):
             writer.store(item)
         for item in scanned:
@@ -278,9 +283,9 @@ class _TreeWriter:
     """Stores the files of one tree and records them in batches.
 
     Small files are read and hashed on the calling thread and written in packs; the others
-    are stored by one worker thread meanwhile. The two overlap on two cores: the first is
-    mostly Python and small system calls, the second hashing and copying in C with the
-    GIL released.
+    are stored by worker threads meanwhile. The two overlap on two cores: the first is
+    mostly Python and small system calls, the second copying in the kernel and hashing in
+    C with the GIL released.
     """
 
     def __init__(
@@ -302,7 +307,7 @@ class _TreeWriter:
         self._packing_bytes = 0
         self._fresh: list[tuple[os.stat_result, str]] = []  # hashed, not in the stat cache
         self._pending_bytes = 0  # stored since the last flush
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="datakeep-put")
+        self._pool = ThreadPoolExecutor(LARGE_FILE_WORKERS, thread_name_prefix="datakeep-put")
         self._running: deque[tuple[Scanned, Future[Written]]] = deque()
 
     def packs(self, item: Scanned) -> bool:
@@ -336,7 +341,7 @@ class _TreeWriter:
         self.stored.add(digest)
 
     def wait(self) -> None:
-        """Until every file handed to the worker is stored (its digest known), recording
+        """Until every file handed to the workers is stored (its digest known), recording
         in batches meanwhile, so a put that is interrupted resumes after the last batch."""
         while self._running:
             item, future = self._running.popleft()
@@ -344,7 +349,7 @@ class _TreeWriter:
             self._flush_if_due()
 
     def flush(self) -> None:
-        """Record what is stored so far (what the worker still stores comes later)."""
+        """Record what is stored so far (what the workers still store comes later)."""
         self._collect_finished()
         self._pending_bytes = 0
         self._write_packs()
@@ -357,7 +362,7 @@ class _TreeWriter:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _collect_finished(self) -> None:
-        # the one worker finishes in order: the first still running blocks the rest
+        # recorded in the order handed out: the first still running blocks the rest
         while self._running and self._running[0][1].done():
             item, future = self._running.popleft()
             self._hashed_by_worker(item, future.result())
@@ -470,9 +475,9 @@ def export_tree(
                 from_fallback(e, exc)
             exported(e)
 
-        # large files are copied and verified by a worker (in C, the GIL released) while
-        # the small ones are written here
-        pool = ThreadPoolExecutor(1, thread_name_prefix="datakeep-export")
+        # large files are copied and verified by workers (in the kernel and in C, the GIL
+        # released) while the small ones are written here
+        pool = ThreadPoolExecutor(LARGE_FILE_WORKERS, thread_name_prefix="datakeep-export")
         try:
             large = [(e, pool.submit(export_single, e)) for e in singles if e.size >= CHUNK]
             for e in singles:
