@@ -90,3 +90,6 @@ def test_sigkill_during_put_leaves_a_consistent_keep(tmp_path: Path, index_url: 
                 path.read_bytes()
             )
     assert os.path.getsize(tmp_path / "restored" / "large0.bin") == 24 * 1024 * 1024
+    with datakeep.open(project) as keep:
+        keep.gc(grace_s=0)  # and what the kills left half-written in .tmp goes
+    assert list((project / ".datakeep" / "objects" / ".tmp").iterdir()) == []

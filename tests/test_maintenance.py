@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Iterable
@@ -335,6 +336,28 @@ def test_gc_command(tmp_path: Path, index_url: str | None) -> None:
     assert done.startswith("removed 1 content(s) (15 B)")
     bad = run_cli("gc", "--grace", "soon", cwd=tmp_path, check=False)
     assert bad.returncode == 2 and b"not a duration" in bad.stderr
+
+
+def test_gc_removes_temporary_files_that_killed_writes_left(keep: Keep, tmp_path: Path) -> None:
+    temp_dir = keep.path / "objects" / ".tmp"
+    dead = temp_dir / "killed-1"
+    dead.write_bytes(b"x" * 100)
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(dead, (two_days_ago, two_days_ago))
+    in_flight = temp_dir / "writing-1"  # written just now: a write may still publish it
+    in_flight.write_bytes(b"y" * 10)
+    kept = keep.put(b"kept", tags={"k": "v"})
+
+    dry = keep.gc(dry_run=True)
+    assert (dry.temp_files, dry.temp_bytes) == (["killed-1"], 100)
+    assert dead.exists()
+    report = keep.gc()
+    assert (report.temp_files, report.temp_bytes) == (["killed-1"], 100)
+    assert report.reclaimed_bytes == 100
+    assert not dead.exists() and in_flight.exists()
+    assert keep.get(kept.digest) == b"kept"
+    later = run_cli("gc", "--json", cwd=keep.path.parent)
+    assert json.loads(later.stdout)["temp_files"] == []
 
 
 def test_gc_while_writers_are_active_never_removes_what_they_keep(keep: Keep) -> None:

@@ -16,8 +16,9 @@ import fcntl
 import itertools
 import os
 import secrets
+import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
@@ -297,6 +298,28 @@ class LocalBackend:
         return {"root": self._root}
 
     # -- the FileBackend extras ------------------------------------------------------
+    def stale_temp_files(self, before: float) -> Sequence[tuple[str, int]]:
+        """(name, size) of the temporary files last written before ``before`` (seconds
+        since the epoch): what a write that was killed left behind."""
+        try:
+            entries = list(os.scandir(self._tmp_dir))
+        except FileNotFoundError:
+            return []
+        stale = []
+        for entry in entries:
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # published meanwhile
+            if stat.S_ISREG(info.st_mode) and info.st_mtime < before:
+                stale.append((entry.name, info.st_size))
+        return sorted(stale)
+
+    def remove_temp_file(self, name: str) -> None:
+        if "/" in name or name.startswith("."):
+            raise ValueError(f"not a temporary file's name: {name!r}")
+        _unlink_quietly(os.path.join(self._tmp_dir, name))
+
     def path_of(self, key: str) -> Path:
         return Path(self._path(key))
 

@@ -8,7 +8,7 @@ Writes are create-only: a key, once written, is never overwritten, so a blob is 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar, Literal, Protocol, runtime_checkable
@@ -130,6 +130,13 @@ class FileBackend(Backend, Protocol):
 
     def sync(self) -> None:
         """Make every blob written so far durable (one batched flush)."""
+
+    def stale_temp_files(self, before: float) -> Sequence[tuple[str, int]]:
+        """(name, size) of temporary files last written before ``before`` (seconds since
+        the epoch): never published, left by writes that were killed."""
+
+    def remove_temp_file(self, name: str) -> None:
+        """Delete one of :meth:`stale_temp_files` (gone already is fine)."""
 
     def keys(self, prefix: str = "") -> Iterator[str]:
         """Keys of :meth:`list`, without the cost of a stat per blob."""

@@ -118,6 +118,8 @@ def gc(dry_run: bool, grace: str, as_json: bool) -> None:
             "swept_bytes": result.swept_bytes,
             "orphans": result.orphans,
             "orphan_bytes": result.orphan_bytes,
+            "temp_files": result.temp_files,
+            "temp_bytes": result.temp_bytes,
             "reclaimed_bytes": result.reclaimed_bytes,
         }
         click.echo(json.dumps(doc, indent=2))
@@ -125,7 +127,9 @@ def gc(dry_run: bool, grace: str, as_json: bool) -> None:
     verb = "would remove" if dry_run else "removed"
     click.echo(
         f"{verb} {len(result.swept)} content(s) ({_size(result.swept_bytes)}) and "
-        f"{len(result.orphans)} orphan blob(s) ({_size(result.orphan_bytes)}); kept "
+        f"{len(result.orphans)} orphan blob(s) ({_size(result.orphan_bytes)}), "
+        f"{len(result.temp_files)} temporary file(s) of killed writes "
+        f"({_size(result.temp_bytes)}); kept "
         f"{result.live} live and {result.young} younger than {grace}"
     )
 

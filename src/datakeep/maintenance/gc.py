@@ -70,10 +70,13 @@ class GcReport:
     """Keys of packs deleted (every member swept) or rewritten (mostly swept)."""
     retained_bytes: int = 0
     """Bytes of swept contents left inside packs that are still mostly live."""
+    temp_files: list[str] = field(default_factory=list)
+    """Names of temporary files removed that killed writes left (never published)."""
+    temp_bytes: int = 0
 
     @property
     def reclaimed_bytes(self) -> int:
-        return self.swept_bytes - self.retained_bytes + self.orphan_bytes
+        return self.swept_bytes - self.retained_bytes + self.orphan_bytes + self.temp_bytes
 
 
 @dataclass(slots=True)
@@ -101,6 +104,8 @@ def collect_garbage(
         live, young = _mark(store, cutoff, report)
         garbage = _garbage(store, live, young, cutoff, report)
         orphans = list(orphan_blobs(store, cutoff))
+        files = store.files
+        temps = files.stale_temp_files(cutoff) if files is not None else []
         packs = _packs_touched(store, {digest for digest, _kind, _size in garbage})
         # more dead than live: rewrite (or, with nothing live, just delete) the pack
         rewrite = {key: use for key, use in packs.items() if use.live_bytes < use.dead_bytes}
@@ -110,10 +115,15 @@ def collect_garbage(
             rewrite = {key: use for key, use in rewrite.items() if _repack(store, key, use)}
             for key, _size in orphans:
                 store.backend.delete(key)
+            if files is not None:
+                for name, _size in temps:
+                    files.remove_temp_file(name)
         report.swept = [digest for digest, _kind, _size in garbage]
         report.swept_bytes = sum(size for _digest, _kind, size in garbage)
         report.orphans = [key for key, _size in orphans]
         report.orphan_bytes = sum(size for _key, size in orphans)
+        report.temp_files = [name for name, _size in temps]
+        report.temp_bytes = sum(size for _name, size in temps)
         report.repacked = sorted(rewrite)
         report.retained_bytes = sum(u.dead_bytes for k, u in packs.items() if k not in rewrite)
     return report
