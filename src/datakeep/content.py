@@ -399,7 +399,7 @@ class ContentStore:
         assert self.files is not None
         with self.files.stage() as staged:
             digest, copied = staged.copy_from(fd, size, self.algorithm)
-            key = self.router(digest, {} if tags is None else tags)
+            key = self.router(digest, tags or {})
             staged.commit(key)
         return Written(digest, copied, key)
 
@@ -955,28 +955,21 @@ class ContentStore:
                     except OSError:
                         if link == "hardlink":
                             raise LinkUnsupported(f"cannot hard-link {digest} to {dest}") from None
-                if size >= CHUNK:
-                    try:
-                        src = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
-                    except FileNotFoundError:
-                        raise NotFound(f"blob of {digest} is missing from the store") from None
-                    try:
+                try:
+                    src = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+                except FileNotFoundError:
+                    raise NotFound(f"blob of {digest} is missing from the store") from None
+                try:
+                    if size >= CHUNK:
                         with open(target, "x+b") as dst:
                             copy_verified(src, dst.fileno(), digest, size)
-                    finally:
-                        os.close(src)
-                else:
-                    try:
-                        fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
-                    except FileNotFoundError:
-                        raise NotFound(f"blob of {digest} is missing from the store") from None
-                    try:
-                        data = _read_whole(fd, size)
-                    finally:
-                        os.close(fd)
-                    check_bytes(data, digest, size)
-                    write_new_file(target, data, mode)
-                    mode = None  # already set, on the open file
+                    else:
+                        data = _read_whole(src, size)
+                        check_bytes(data, digest, size)
+                        write_new_file(target, data, mode)
+                        mode = None  # already set, on the open file
+                finally:
+                    os.close(src)
             else:
                 if link == "hardlink":
                     raise LinkUnsupported(f"{digest} is not stored as a file: cannot hard-link")
