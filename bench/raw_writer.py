@@ -1,10 +1,11 @@
 """The work of one ``keep.put`` done with no datakeep code: the ceiling for the writer figures.
 
-Each put hashes 4 KiB with BLAKE3, writes a temporary file, links it into its fan-out
-directory, fsyncs the file and the directory, takes the shared write lease, and records
-the contents and placement rows in one transaction: with the standard library's ``os``
-and ``sqlite3``, or ``psycopg``, and nothing else. The keep is a real one (same schema,
-same pragmas, same lease), so the rows are exactly what datakeep would write.
+Each put hashes 4 KiB with BLAKE3, writes an anonymous temporary file (``O_TMPFILE``),
+links it into its fan-out directory, fsyncs the file and the directory, takes the shared
+write lease, and records the contents and placement rows in one transaction: with the
+standard library's ``os`` and ``sqlite3``, or ``psycopg``, and nothing else. The keep is
+a real one (same schema, same pragmas, same lease), so the rows are exactly what datakeep
+would write.
 
 Run at 1 and at 4 processes beside datakeep's own writers, it shows how much of the
 scaling this machine allows: what 4 processes gain over 1 when no library overhead is
@@ -40,23 +41,21 @@ def raw_writer(keep_path: str, index: str | None, payloads: list[bytes]) -> None
     objects, tmp_dir = meta / "objects" / "blake3", meta / "objects" / ".tmp"
     tmp_dir.mkdir(parents=True, exist_ok=True)
     put = _sqlite_put(meta) if index is None else _postgres_put(index)
-    tag = f"raw{os.getpid()}"
-    for n, data in enumerate(payloads):
-        put(functools.partial(_store, data, objects, f"{tmp_dir}/{tag}-{n}"))
+    for data in payloads:
+        put(functools.partial(_store, data, objects, tmp_dir))
 
 
-def _store(data: bytes, objects: Path, tmp: str) -> tuple[str, int, str]:
+def _store(data: bytes, objects: Path, tmp_dir: Path) -> tuple[str, int, str]:
     """Write one blob durably into its fan-out directory; (digest, size, pointer)."""
     hexdigest = blake3.blake3(data).hexdigest()
     folder = f"{objects}/{hexdigest[:2]}"
     path = f"{folder}/{hexdigest[2:]}"
     if not os.path.exists(path):
         os.makedirs(folder, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+        fd = os.open(tmp_dir, os.O_WRONLY | os.O_TMPFILE, 0o444)
         os.write(fd, data)
+        os.link(f"/proc/self/fd/{fd}", path, src_dir_fd=fd)  # linkat(AT_SYMLINK_FOLLOW)
         os.close(fd)
-        os.link(tmp, path)
-        os.unlink(tmp)
         for synced in (path, folder):
             fd = os.open(synced, os.O_RDONLY)
             os.fsync(fd)

@@ -1,10 +1,11 @@
 """``datakeep.local@v1``: blobs as read-only files under a root directory.
 
 Layout: ``<root>/<key>`` where the content store's router gives keys a two-character
-fan-out (``blake3/ab/cdef...``). Every write goes to ``<root>/.tmp/`` first and is published
+fan-out (``blake3/ab/cdef...``). Every write goes to a temporary file first and is published
 with ``link()``, which fails if the key exists: create-only and atomic, so a reader or a
-crash never sees a half-written blob. Durability is batched: :meth:`LocalBackend.sync`
-flushes everything written since the last call, once.
+crash never sees a half-written blob. The temporary file is anonymous (``O_TMPFILE``) where
+the filesystem allows it, else a named file in ``<root>/.tmp/``. Durability is batched:
+:meth:`LocalBackend.sync` flushes everything written since the last call, once.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ import contextlib
 import ctypes
 import errno
 import fcntl
+import functools
 import itertools
 import os
 import secrets
 import stat
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
@@ -58,24 +60,77 @@ def _new_process_tag() -> None:
 
 os.register_at_fork(after_in_child=_new_process_tag)
 
+# An O_TMPFILE file gets its name by linkat() of its /proc/self/fd entry (open(2)).
+_ANONYMOUS_TEMP_FLAG = getattr(os, "O_TMPFILE", 0) if os.path.isdir("/proc/self/fd") else 0
+# What open(O_TMPFILE) fails with where the filesystem or kernel lacks it
+_NO_ANONYMOUS_TEMP = {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL}
+
 
 def _storage_error(action: str, key: str, exc: OSError) -> StorageError:
     return StorageError(f"cannot {action} blob {key!r}: {exc.strerror or exc}")
+
+
+class _TempFile:
+    """A new read-only file for a blob, not yet visible under any key.
+
+    Anonymous (``O_TMPFILE``) where the filesystem allows it: a file without a name adds no
+    entry to the one ``.tmp`` directory that every writer shares (four writers spent 10%
+    of their time on that directory's lock), needs no unlink, and vanishes with a killed
+    writer. Elsewhere it is a named file in ``.tmp``, which gc removes when a killed
+    writer left it behind.
+    """
+
+    def __init__(self, backend: LocalBackend, access: int) -> None:
+        self._backend = backend
+        self.name: str | None = None
+        if backend._anonymous_temp:
+            try:
+                self.fd = os.open(
+                    backend._tmp_dir, access | _ANONYMOUS_TEMP_FLAG | os.O_CLOEXEC, _READ_ONLY
+                )
+                return
+            except OSError as exc:
+                if exc.errno not in _NO_ANONYMOUS_TEMP:
+                    raise
+                backend._anonymous_temp = False
+        self.name = backend._temp_path()
+        self.fd = os.open(self.name, access | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, _READ_ONLY)
+
+    def link_as(self, path: str) -> None:
+        """Give the file the name ``path``; FileExistsError if it is taken."""
+        if self.name is not None:
+            os.link(self.name, path)
+        else:
+            # os.link calls linkat(AT_SYMLINK_FOLLOW) only when given a directory fd; the
+            # source path is absolute, so which fd does not matter
+            os.link(f"/proc/self/fd/{self.fd}", path, src_dir_fd=self.fd)
+
+    def publish(self, key: str) -> bool:
+        """Link the finished file in as ``key``; False if ``key`` exists already."""
+        try:
+            return self._backend._link_into_place(self.link_as, self._backend._path(key))
+        except OSError as exc:
+            raise _storage_error("store", key, exc) from exc
+
+    def discard(self) -> None:
+        """Close the file; a named one is unlinked (its key, if published, stays)."""
+        with contextlib.suppress(OSError):  # nothing was lost: the bytes are kept or unwanted
+            os.close(self.fd)
+        if self.name is not None:
+            _unlink_quietly(self.name)
 
 
 class _StagedFile:
     """Bytes written to a temporary file, published under a key on commit."""
 
     def __init__(self, backend: LocalBackend) -> None:
-        self._backend = backend
-        self._tmp = backend._temp_path()
         try:
             # readable too: copy_from hashes what it copied from the file itself
-            self._file: BinaryIO | None = open(  # noqa: SIM115 - closed in commit/abort
-                self._tmp, "x+b", opener=lambda p, f: os.open(p, f, _READ_ONLY)
-            )
+            self._temp = _TempFile(backend, os.O_RDWR)
         except OSError as exc:
             raise _storage_error("stage", "(new)", exc) from exc
+        # the temporary file owns the descriptor, so a failed close here loses no bytes
+        self._file: BinaryIO | None = open(self._temp.fd, "r+b", closefd=False)  # noqa: SIM115
         self._written = self._flushed = 0
 
     def write(self, data: bytes | bytearray | memoryview, /) -> None:
@@ -85,7 +140,7 @@ class _StagedFile:
             self._written += len(data)
             if self._written - self._flushed >= _WRITEBACK_EVERY:
                 self._file.flush()
-                _start_writeback(self._file.fileno(), self._flushed, 0)
+                _start_writeback(self._temp.fd, self._flushed, 0)
                 self._flushed = self._written
         except OSError as exc:
             self.abort()
@@ -95,7 +150,7 @@ class _StagedFile:
         """Copy ``size`` bytes of the open file ``src`` in, instead of writing them:
         :func:`~datakeep.copying.copy_hashed`'s (digest of the copy, bytes copied)."""
         assert self._file is not None and not self._written, "copy_from into a used file"
-        fd = self._file.fileno()
+        fd = self._temp.fd
 
         def landed(offset: int, length: int) -> None:
             _start_writeback(fd, offset, length)  # the disk works while the rest is copied
@@ -110,21 +165,22 @@ class _StagedFile:
 
     def commit(self, key: str) -> bool:
         assert self._file is not None, "commit after commit or abort"
-        path = self._backend._path(key)
         try:
-            self._file.close()
+            self._file.flush()
         except OSError as exc:
             self.abort()
             raise _storage_error("write", key, exc) from exc
-        self._file = None
-        return self._backend._publish(self._tmp, path, key)
+        try:
+            return self._temp.publish(key)
+        finally:
+            self.abort()
 
     def abort(self) -> None:
         if self._file is not None:
             with contextlib.suppress(OSError):  # the bytes are being thrown away anyway
                 self._file.close()
             self._file = None
-        _unlink_quietly(self._tmp)
+            self._temp.discard()
 
     def __enter__(self) -> _StagedFile:
         return self
@@ -154,6 +210,7 @@ class LocalBackend:
         self._lock = threading.Lock()
         self._unsynced: list[str] = []
         self._known_dirs: set[str] = set()
+        self._anonymous_temp = bool(_ANONYMOUS_TEMP_FLAG)  # until the filesystem refuses
 
     def __repr__(self) -> str:
         return f"LocalBackend({self._root!r})"
@@ -165,53 +222,47 @@ class LocalBackend:
     def _temp_path(self) -> str:
         return f"{self._tmp_dir}/{_process_tag}-{next(_tmp_numbers)}"
 
-    def _link_into_place(self, source: str, path: str) -> bool:
-        """``link(source, path)``, making parents on demand; False if ``path`` exists."""
+    def _link_into_place(self, link: Callable[[str], None], path: str) -> bool:
+        """``link(path)``, making parents on demand; False if ``path`` exists."""
         parent = os.path.dirname(path)
         if parent not in self._known_dirs:
             os.makedirs(parent, exist_ok=True)
             self._known_dirs.add(parent)
         try:
-            os.link(source, path)
+            link(path)
         except FileExistsError:
             return False
         except FileNotFoundError:
             # the fan-out directory was removed behind our back (gc of an empty dir)
             os.makedirs(parent, exist_ok=True)
             try:
-                os.link(source, path)
+                link(path)
             except FileExistsError:
                 return False
         with self._lock:
             self._unsynced.append(path)
         return True
 
-    def _publish(self, tmp: str, path: str, key: str) -> bool:
-        try:
-            return self._link_into_place(tmp, path)
-        except OSError as exc:
-            raise _storage_error("store", key, exc) from exc
-        finally:
-            _unlink_quietly(tmp)
-
     # -- the Backend contract --------------------------------------------------------
     def create(self, key: str, data: bytes) -> bool:
         path = self._path(key)
         if os.path.exists(path):
             return False
-        tmp = self._temp_path()
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, _READ_ONLY)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-            finally:
-                os.close(fd)
+            temp = _TempFile(self, os.O_WRONLY)
         except OSError as exc:
-            _unlink_quietly(tmp)
             raise _storage_error("write", key, exc) from exc
-        return self._publish(tmp, path, key)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(temp.fd, view) :]
+        except OSError as exc:
+            temp.discard()
+            raise _storage_error("write", key, exc) from exc
+        try:
+            return temp.publish(key)
+        finally:
+            temp.discard()
 
     def stage(self) -> StagedFile:
         return _StagedFile(self)
@@ -333,18 +384,17 @@ class LocalBackend:
                 # in-place edit of the working file cannot corrupt the store.
                 mode = os.stat(source).st_mode
                 os.chmod(source, mode & ~0o222)
-                return self._link_into_place(os.fspath(source), path)
-            tmp = self._temp_path()
-            try:
-                with open(source, "rb") as src, open(tmp, "xb") as dst:
+                return self._link_into_place(functools.partial(os.link, source), path)
+            with open(source, "rb") as src:
+                temp = _TempFile(self, os.O_WRONLY)
+                try:
                     if link == "reflink":
-                        fcntl.ioctl(dst.fileno(), _FICLONE, src.fileno())
+                        fcntl.ioctl(temp.fd, _FICLONE, src.fileno())
                     else:
-                        copy_file(src.fileno(), dst.fileno())
-                os.chmod(tmp, _READ_ONLY)
-                return self._link_into_place(tmp, path)
-            finally:
-                _unlink_quietly(tmp)
+                        copy_file(src.fileno(), temp.fd)
+                    return self._link_into_place(temp.link_as, path)
+                finally:
+                    temp.discard()
         except OSError as exc:
             if exc.errno in _LINK_UNSUPPORTED:
                 raise LinkUnsupported(
