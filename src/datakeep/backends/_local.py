@@ -253,13 +253,12 @@ class LocalBackend:
         except OSError as exc:
             raise _storage_error("write", key, exc) from exc
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(temp.fd, view) :]
-        except OSError as exc:
-            temp.discard()
-            raise _storage_error("write", key, exc) from exc
-        try:
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(temp.fd, view) :]
+            except OSError as exc:
+                raise _storage_error("write", key, exc) from exc
             return temp.publish(key)
         finally:
             temp.discard()
