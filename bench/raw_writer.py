@@ -1,4 +1,4 @@
-"""The work of one ``keep.put`` done with no datakeep code: the ceiling for the writer figures.
+"""The work of one ``keep.put`` done with no datakeep code: a reference for the writer figures.
 
 Each put hashes 4 KiB with BLAKE3, writes an anonymous temporary file (``O_TMPFILE``),
 links it into its fan-out directory, fsyncs the file and the directory, takes the shared
@@ -7,9 +7,9 @@ standard library's ``os`` and ``sqlite3``, or ``psycopg``, and nothing else. The
 a real one (same schema, same pragmas, same lease), so the rows are exactly what datakeep
 would write.
 
-Run at 1 and at 4 processes beside datakeep's own writers, it shows how much of the
-scaling this machine allows: what 4 processes gain over 1 when no library overhead is
-left at all.
+Run at 1 and at 4 processes beside datakeep's own writers, it shows what 4 processes gain
+over 1 when no library overhead is left at all. It is not a ceiling for datakeep's ratio:
+a slower single writer leaves more waiting for four to overlap (BENCHMARKS.md).
 """
 
 from __future__ import annotations

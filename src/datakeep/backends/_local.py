@@ -166,11 +166,10 @@ class _StagedFile:
     def commit(self, key: str) -> bool:
         assert self._file is not None, "commit after commit or abort"
         try:
-            self._file.flush()
-        except OSError as exc:
-            self.abort()
-            raise _storage_error("write", key, exc) from exc
-        try:
+            try:
+                self._file.flush()
+            except OSError as exc:
+                raise _storage_error("write", key, exc) from exc
             return self._temp.publish(key)
         finally:
             self.abort()
