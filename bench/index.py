@@ -27,6 +27,7 @@ from datakeep.index import contents
 from datakeep.trees import TreeEntry, encode_tree
 
 from .common import WORK, Row, at_most, clean, fresh_keep, generate, median_of, publish, table
+from .machine import Usage, usage
 from .raw_writer import raw_writer
 
 BLOBS_PER_WRITER = 10_000
@@ -57,9 +58,12 @@ def _writer(
         times.put((began, time.perf_counter()))
 
 
-def writers_throughput(index: str | None, processes: int, raw: bool = False) -> float:
+def writers_throughput(
+    index: str | None, processes: int, raw: bool = False
+) -> tuple[float, Usage | None]:
     """Blobs per second of ``processes`` writers putting into one fresh keep: datakeep's
-    ``put``, or the same work done without datakeep (``raw``, see raw_writer.py)."""
+    ``put``, or the same work done without datakeep (``raw``, see raw_writer.py); and what
+    the CPUs and the disk were busy with meanwhile."""
     path = WORK / "writers-keep"
     fresh_keep(path, index).close()
     ctx = multiprocessing.get_context("spawn")
@@ -71,7 +75,9 @@ def writers_throughput(index: str | None, processes: int, raw: bool = False) -> 
     for child in children:
         child.start()
     start.wait()  # every writer has imported, opened the keep and made its data
+    before = usage(path)
     spans: list[tuple[float, float]] = [times.get(timeout=600) for _ in children]
+    after = usage(path)
     for child in children:
         child.join()
         if child.exitcode != 0:
@@ -82,7 +88,8 @@ def writers_throughput(index: str | None, processes: int, raw: bool = False) -> 
         raise RuntimeError(f"{stored} blobs stored, not {processes * BLOBS_PER_WRITER}")
     clean(path)
     wall = max(end for _, end in spans) - min(began for began, _ in spans)
-    return processes * BLOBS_PER_WRITER / wall
+    spent = None if before is None or after is None else after - before
+    return processes * BLOBS_PER_WRITER / wall, spent
 
 
 def postgres_schema() -> str | None:
@@ -102,7 +109,13 @@ def postgres_schema() -> str | None:
 def bench_writers(results: dict[str, float]) -> None:
     """Each round runs one writer and then four, with datakeep and without, back to back:
     the machine's cost of an fsync swings by 2x within minutes, and only runs made
-    together share a state. A ratio is the median of the rounds' ratios."""
+    together share a state. A ratio is the median of the rounds' ratios.
+
+    Beside each rate: the CPU time per put (all processes, the kernel and PostgreSQL's
+    server included) and how busy the CPUs and the disk were; from those, the ratio four
+    writers would reach at the same cost per put if they kept every CPU busy, and if
+    they never left the disk idle (a bound only where the disk does one thing at once)."""
+    cpus = os.cpu_count() or 1
     for label, index in (("sqlite", None), ("postgres", "pg")):
         rounds: dict[str, list[float]] = {}
         for _ in range(WRITER_ROUNDS):
@@ -111,14 +124,34 @@ def bench_writers(results: dict[str, float]) -> None:
                     url = postgres_schema() if index else None
                     if index and url is None:
                         return
-                    key = f"{label}{'_raw' if raw else ''}_writers{processes}_blobs_per_s"
-                    rounds.setdefault(key, []).append(writers_throughput(url, processes, raw))
+                    key = f"{label}{'_raw' if raw else ''}_writers{processes}"
+                    rate, spent = writers_throughput(url, processes, raw)
+                    rounds.setdefault(f"{key}_blobs_per_s", []).append(rate)
+                    if spent is None:
+                        continue
+                    wall = processes * BLOBS_PER_WRITER / rate
+                    cpu_per_put = spent.cpu_busy_s / (processes * BLOBS_PER_WRITER)
+                    rounds.setdefault(f"{key}_cpu_us_per_put", []).append(cpu_per_put * 1e6)
+                    rounds.setdefault(f"{key}_cpu_busy", []).append(
+                        spent.cpu_busy_s / (cpus * wall)
+                    )
+                    rounds.setdefault(f"{key}_disk_busy", []).append(spent.disk_busy_s / wall)
         for kind in ("", "_raw"):
-            one, four = (rounds[f"{label}{kind}_writers{n}_blobs_per_s"] for n in (1, 4))
-            results[f"{label}{kind}_writers1_blobs_per_s"] = statistics.median(one)
-            results[f"{label}{kind}_writers4_blobs_per_s"] = statistics.median(four)
-            ratios = [f / o for f, o in zip(four, one, strict=True)]
-            results[f"{label}{kind}_writers4_ratio"] = statistics.median(ratios)
+            prefix = f"{label}{kind}_writers"
+            one, four = rounds[f"{prefix}1_blobs_per_s"], rounds[f"{prefix}4_blobs_per_s"]
+            results[f"{prefix}4_ratio"] = statistics.median(
+                f / o for f, o in zip(four, one, strict=True)
+            )
+            if f"{prefix}4_cpu_us_per_put" in rounds:
+                cpu, disk = rounds[f"{prefix}4_cpu_us_per_put"], rounds[f"{prefix}4_disk_busy"]
+                results[f"{prefix}4_cpu_ceiling_ratio"] = statistics.median(
+                    cpus * 1e6 / c / o for c, o in zip(cpu, one, strict=True)
+                )
+                results[f"{prefix}4_disk_ceiling_ratio"] = statistics.median(
+                    f / d / o for f, d, o in zip(four, disk, one, strict=True)
+                )
+        for key, values in rounds.items():
+            results[key] = statistics.median(values)
 
 
 def bench_fsck(results: dict[str, float]) -> None:
@@ -177,14 +210,44 @@ def _versus(label: str, measure: str, limit: float) -> Row:
         if four not in r:
             return "not run (no PostgreSQL server)", False
         ratio = r.get(f"{label}_writers4_ratio", r[four] / r[one])
-        ceiling = r.get(f"{label}_raw_writers4_ratio", r[raw_four] / r[raw_one])
+        raw_ratio = r.get(f"{label}_raw_writers4_ratio", r[raw_four] / r[raw_one])
+        cpu, disk = (r.get(f"{label}_writers4_{b}_ceiling_ratio") for b in ("cpu", "disk"))
+        bounds = (
+            ""
+            if cpu is None or disk is None
+            else (
+                f"; at this cost per put, every CPU busy: {cpu:.2f}x, the disk never idle: "
+                f"{disk:.2f}x"
+            )
+        )
         return (
-            f"{r[four]:.0f} blobs/s = {ratio:.2f}x one process "
-            f"(the same work without datakeep: {ceiling:.2f}x)",
+            f"{r[four]:.0f} blobs/s = {ratio:.2f}x one process (the same work without "
+            f"datakeep: {raw_ratio:.2f}x{bounds})",
             ratio >= limit,
         )
 
     return measure, f">= {limit}x one process", check
+
+
+def _usage_line(r: dict[str, float]) -> str:
+    """CPU per put and how busy the CPUs and the disk were, at one and four writers."""
+    parts = []
+    for label, name in (("sqlite", "SQLite"), ("postgres", "PostgreSQL")):
+        for kind, who in (("", "datakeep"), ("_raw", "without datakeep")):
+            one, four = f"{label}{kind}_writers1", f"{label}{kind}_writers4"
+            if f"{four}_cpu_us_per_put" not in r:
+                continue
+            parts.append(
+                f"{name}, {who}: {r[f'{one}_cpu_us_per_put']:.0f} and "
+                f"{r[f'{four}_cpu_us_per_put']:.0f} us of CPU per put, CPUs "
+                f"{100 * r[f'{one}_cpu_busy']:.0f}% and {100 * r[f'{four}_cpu_busy']:.0f}% "
+                f"busy, disk {100 * r[f'{one}_disk_busy']:.0f}% and "
+                f"{100 * r[f'{four}_disk_busy']:.0f}% (bounds for four: "
+                f"{r[f'{four}_cpu_ceiling_ratio']:.2f}x and {r[f'{four}_disk_ceiling_ratio']:.2f}x)"
+            )
+    if not parts:
+        return ""
+    return " At one and four writers (all processes, kernel and server): " + "; ".join(parts) + "."
 
 
 TARGETS: list[Row] = [
@@ -217,5 +280,5 @@ def run() -> None:
         f"{r.get('postgres_raw_writers1_blobs_per_s', 0):.0f} and "
         f"{r.get('postgres_raw_writers4_blobs_per_s', 0):.0f} on PostgreSQL; "
         f"verify --all of D1 {r['d1_verify_all_s']:.2f} s."
-    )
+    ) + _usage_line(r)
     publish("index", results, table(TARGETS, results, baselines))
