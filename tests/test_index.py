@@ -5,6 +5,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import event, text
@@ -13,7 +14,7 @@ from sqlalchemy import inspect as sa_inspect
 import datakeep
 from datakeep.digest import hash_bytes
 from datakeep.errors import Busy, IndexFailure, SchemaTooNew
-from datakeep.index import IndexDatabase, ensure_schema, keep_meta, metadata
+from datakeep.index import IndexDatabase, Leases, ensure_schema, keep_meta, metadata
 from datakeep.index import engine as engine_module
 from datakeep.index.direct import DirectConnection, direct_connection
 from datakeep.index.migrate import _MIGRATIONS, HEAD, REVISIONS, current_revision
@@ -205,6 +206,45 @@ def test_a_failed_put_records_nothing_and_releases_its_connection_and_lease(
     assert keep.fsck().ok
 
 
+def test_gc_waits_for_a_put_from_its_blob_to_its_row(
+    keep: Keep, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blob_written, resume = threading.Event(), threading.Event()
+    sync_blobs = keep.store.sync_blobs
+
+    def pausing_sync() -> None:  # the put has stored its blob and not yet recorded it
+        sync_blobs()
+        blob_written.set()
+        assert resume.wait(10)
+
+    monkeypatch.setattr(keep.store, "sync_blobs", pausing_sync)
+    put = threading.Thread(target=keep.put, args=(b"in flight",))
+    put.start()
+    assert blob_written.wait(10)
+    collector_holds = threading.Event()
+
+    def collector() -> None:
+        with keep.store.leases.exclusive():
+            # the put's row is there: gc sees the blob as live, never as an orphan
+            collector_holds.set()
+            assert keep.exists(hash_bytes(b"in flight"))
+
+    gc = threading.Thread(target=collector)
+    gc.start()
+    assert not collector_holds.wait(0.5)  # held off while the put is in flight
+    resume.set()
+    put.join(10)
+    assert collector_holds.wait(10)  # and let in once it committed
+    gc.join(10)
+    monkeypatch.undo()
+    assert keep.gc(grace_s=0).swept == [hash_bytes(b"in flight")]  # untagged: garbage now
+
+
+def _advisory_locks_held(direct: DirectConnection) -> int:
+    sql = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+    return int(direct.dbapi_connection.execute(sql).fetchone()[0])
+
+
 def test_a_direct_write_chosen_as_a_deadlock_loser_runs_again(postgres_url: str) -> None:
     import psycopg
 
@@ -215,6 +255,8 @@ def test_a_direct_write_chosen_as_a_deadlock_loser_runs_again(postgres_url: str)
     a_holds_x, attempts = threading.Event(), []
 
     def work(direct: DirectConnection) -> None:
+        # the write lease is a lock of the transaction: taken again after the rollback
+        assert _advisory_locks_held(direct) == 1
         attempts.append(1)
         # this session detects the deadlock first, so it is the one PostgreSQL aborts
         direct.dbapi_connection.execute("SET LOCAL deadlock_timeout = '50ms'")
@@ -225,13 +267,14 @@ def test_a_direct_write_chosen_as_a_deadlock_loser_runs_again(postgres_url: str)
     with psycopg.connect(url) as other:  # a second session in the same schema
         other.execute("SET deadlock_timeout = '10s'")
         other.execute("INSERT INTO keep_meta (key, value) VALUES ('y', 'other')")
-        with direct_connection(db) as direct:
+        with direct_connection(db) as direct, Leases(db).shared(on=direct):
             thread = threading.Thread(target=direct.transact, args=("deadlocking", work))
             thread.start()
             assert a_holds_x.wait(10)
             other.execute("INSERT INTO keep_meta (key, value) VALUES ('x', 'other')")
             other.commit()
             thread.join(10)
+            assert _advisory_locks_held(direct) == 0  # and released by the commit
     assert len(attempts) == 2  # aborted once, then committed
     with db.read() as conn:
         values = dict(
@@ -239,3 +282,62 @@ def test_a_direct_write_chosen_as_a_deadlock_loser_runs_again(postgres_url: str)
         )
     assert values == {"x": "other", "y": "other"}
     db.dispose()
+
+
+def _postgres_keep(tmp_path: Path, postgres_url: str) -> tuple[Keep, list[int]]:
+    """A keep on a fresh schema, and the server process ids of the connections it opens."""
+    keep = datakeep.init(tmp_path, index=new_postgres_schema(postgres_url))
+    keep.db.engine.dispose()
+    pids: list[int] = []
+    event.listen(keep.db.engine, "connect", lambda conn, _: pids.append(conn.info.backend_pid))
+    return keep, pids
+
+
+def test_a_pooled_connection_is_pinged_only_after_sitting_idle(
+    tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keep, _ = _postgres_keep(tmp_path, postgres_url)
+    pings: list[object] = []
+    do_ping = keep.db.engine.dialect.do_ping
+
+    def counted_ping(dbapi_connection: Any) -> bool:
+        pings.append(dbapi_connection)
+        return do_ping(dbapi_connection)
+
+    monkeypatch.setattr(keep.db.engine.dialect, "do_ping", counted_ping)
+    for i in range(5):
+        keep.put(f"in a loop {i}".encode())
+    assert pings == []  # a connection returned a moment ago is alive
+    monkeypatch.setattr(engine_module, "_PING_AFTER_IDLE_S", 0.05)
+    time.sleep(0.1)
+    keep.put(b"after a pause")
+    assert len(pings) == 1
+    keep.close()
+
+
+def test_a_connection_the_server_closed_while_idle_is_replaced(
+    tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import psycopg
+
+    keep, pids = _postgres_keep(tmp_path, postgres_url)
+
+    def server_closes_the_pool() -> None:  # as a restart or an idle timeout would
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            for pid in pids:
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        time.sleep(0.2)
+
+    keep.put(b"before")
+    # used again at once, the dead connection is not pinged: that put fails cleanly...
+    monkeypatch.setattr(engine_module, "_PING_AFTER_IDLE_S", 3600.0)
+    server_closes_the_pool()
+    with pytest.raises(IndexFailure):
+        keep.put(b"unlucky")
+    assert keep.put(b"next").size == 4  # ...and the pool has dropped it
+    # after sitting idle it is pinged, found dead and replaced before the put uses it
+    monkeypatch.setattr(engine_module, "_PING_AFTER_IDLE_S", 0.0)
+    server_closes_the_pool()
+    assert keep.put(b"after").size == 5
+    assert not keep.exists(hash_bytes(b"unlucky")) and keep.fsck().ok
+    keep.close()

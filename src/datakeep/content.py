@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
-from sqlalchemy import Connection, and_, exists, insert, select
+from sqlalchemy import Connection, and_, bindparam, exists, insert, select
 
 from .backends import Backend, FileBackend
 from .copying import copy_verified
@@ -37,7 +37,7 @@ from .errors import (
 )
 from .index import IndexDatabase, Leases, contents, inline_blobs, placements
 from .index import tags as tag_table
-from .index.direct import direct_connection
+from .index.direct import DirectConnection, direct_connection
 from .index.upsert import insert_ignore, insert_or_update
 from .packs import PACK_LIMIT, build_pack, member_key, object_key, pack_member
 
@@ -78,6 +78,10 @@ PACKED_MAX = 64 << 10
 a file of its own costs a create, a link, an unlink and its share of a sync, several
 times what writing 64 KiB costs, and dominates the put of many small files."""
 PRIMARY = "primary"
+# compiled once and run straight through the driver, so every value is a named parameter
+_POINTER_AT = select(placements.c.pointer).where(
+    placements.c.digest == bindparam("digest"), placements.c.location == bindparam("location")
+)
 
 LinkMode = Literal["copy", "hardlink", "auto"]
 Router = Callable[[str, Mapping[str, str]], str]
@@ -634,19 +638,25 @@ class ContentStore:
 
     def _put(self, write: Callable[[], Written], tags: Mapping[str, str] | None) -> Content:
         checked = _check_tags(tags)
+
+        def record(direct: DirectConnection) -> dict[str, float]:
+            created = rows.insert(self.db.dialect, direct.execute)
+            if written.digest not in created:
+                where = {"digest": written.digest, "location": PRIMARY}
+                ((pointer,),) = direct.execute(_POINTER_AT, [where])
+                if key_of_pointer(pointer) != written.key:
+                    # kept elsewhere already (in a pack, inline, or routed by other tags):
+                    # no row names the blob this put wrote, so it goes now instead of
+                    # waiting for gc; before the commit, which may end the lease
+                    self.backend.delete(written.key)
+            return created
+
         # recorded straight through the driver (index/direct.py); on PostgreSQL the lease
-        # rides on the same connection
+        # is a lock of the same transaction
         with direct_connection(self.db) as direct, self.leases.shared(on=direct):
             written = write()
             rows = self._durable_rows([written], checked, "blob")
-            created = direct.transact(
-                "recording content", lambda d: rows.insert(self.db.dialect, d.execute)
-            )
-            if written.digest not in created and self.key_of(written.digest) != written.key:
-                # kept elsewhere already (in a pack, inline, or routed by other tags): no
-                # row names the blob this put wrote, so it goes now instead of waiting for
-                # gc (the lease keeps any other put from recording it meanwhile)
-                self.backend.delete(written.key)
+            created = direct.transact("recording content", record)
         if written.digest in created:  # new: the index holds exactly this, no need to ask
             return Content(written.digest, written.size, "blob", created[written.digest], checked)
         return self.info(written.digest)

@@ -8,8 +8,9 @@ writer waits for. Here the statements are still built by SQLAlchemy Core (the up
 :mod:`.upsert`) but compiled once per dialect, and a transaction is the driver's own
 BEGIN, executes and COMMIT on a connection from the engine's pool.
 
-On PostgreSQL the same connection carries the put's shared write lease (:mod:`.lease`),
-so a put checks out one connection, not two.
+On PostgreSQL the same transaction carries the put's shared write lease (:mod:`.lease`),
+taken as the transaction's first statement, so a put checks out one connection, not two,
+and its round trips are BEGIN, the lease, the inserts and COMMIT.
 """
 
 from __future__ import annotations
@@ -41,8 +42,9 @@ _SQLITE_NAMED = sqlite.dialect(paramstyle="named")
 @functools.lru_cache(maxsize=256)
 def _compiled(dialect: Dialect, statement: ClauseElement) -> tuple[str, bool]:
     """The SQL text of ``statement`` for ``dialect``, and whether it returns rows."""
-    compiled = statement.compile(dialect=dialect)
-    return compiled.string, bool(getattr(compiled, "returning", None))
+    compiled: Any = statement.compile(dialect=dialect)
+    writes = compiled.isinsert or compiled.isupdate or compiled.isdelete
+    return compiled.string, bool(compiled.returning) or not writes
 
 
 class DirectConnection:
@@ -58,6 +60,7 @@ class DirectConnection:
         self._dialect = _SQLITE_NAMED if self.sqlite else db.engine.dialect
         self._errors: tuple[type[BaseException], ...] = (db.engine.dialect.loaded_dbapi.Error,)
         self._raw: Any = None
+        self._prologue: tuple[str, str, Mapping[str, Any]] | None = None
         self.usable = True
 
     @property
@@ -75,7 +78,10 @@ class DirectConnection:
         cursor = self.dbapi_connection.cursor()
         try:
             if not returns:
-                cursor.executemany(sql, rows)
+                if len(rows) == 1:  # psycopg's executemany sets up a pipeline even for one
+                    cursor.execute(sql, rows[0])
+                else:
+                    cursor.executemany(sql, rows)
                 return []
             returned: list[tuple[Any, ...]] = []
             for row in rows:  # executemany cannot return rows on either driver
@@ -99,6 +105,35 @@ class DirectConnection:
                     connection.autocommit = False
             return None if row is None else row[0]
 
+    @contextmanager
+    def opened_with(self, action: str, sql: str, params: Mapping[str, Any]) -> Iterator[None]:
+        """Open the PostgreSQL transaction that :meth:`transact` will commit, starting with
+        ``sql`` (which must be safe to repeat), now and again on every retry. Whatever
+        the transaction holds, such as a transaction-level lock, is held from here until
+        it commits; if it never does, it is rolled back on leaving."""
+        self._prologue = (action, sql, params)
+        try:
+            self._begin()
+            yield
+        finally:
+            self._prologue = None
+            if self.usable and self._in_transaction():
+                self._rollback()
+
+    def _in_transaction(self) -> bool:
+        if self.sqlite:
+            return bool(self.dbapi_connection.in_transaction)
+        return bool(self.dbapi_connection.info.transaction_status.name != "IDLE")
+
+    def _begin(self) -> None:
+        """Start a write transaction (psycopg begins one with its first statement)."""
+        if self.sqlite:
+            begin_immediate(self.dbapi_connection)
+        elif self._prologue is not None and not self._in_transaction():
+            action, sql, params = self._prologue
+            with translated(action, self._errors):
+                self.dbapi_connection.execute(sql, params)
+
     def transact(self, action: str, work: Callable[[DirectConnection], T]) -> T:
         """Run ``work`` in one write transaction, committed on success; like
         :meth:`IndexDatabase.transact`, again if PostgreSQL chose it as a deadlock's loser."""
@@ -108,9 +143,8 @@ class DirectConnection:
         if not self.usable:
             raise IndexFailure("index connection lost after a failed rollback")
         connection = self.dbapi_connection
-        if self.sqlite:
-            begin_immediate(connection)
         try:
+            self._begin()
             result = work(self)
             if self.sqlite:
                 connection.execute("COMMIT")
@@ -124,7 +158,7 @@ class DirectConnection:
     def _rollback(self) -> None:
         try:
             if self.sqlite:
-                if self.dbapi_connection.in_transaction:
+                if self._in_transaction():
                     self.dbapi_connection.execute("ROLLBACK")
             else:
                 self.dbapi_connection.rollback()

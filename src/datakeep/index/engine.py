@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, SQLAlchemyError
 
 from ..errors import Busy, IndexFailure, InvalidInput
 
@@ -38,6 +38,9 @@ LOCK_TIMEOUT_S = 60.0
 _RETRY_SQLSTATES = frozenset({"40P01", "40001"})
 _RETRIES = 8
 _WRITE = "datakeep_write"
+# A pooled PostgreSQL connection idle for longer is pinged before it is used again.
+_PING_AFTER_IDLE_S = 1.0
+_RETURNED_AT = "datakeep_returned_at"
 _BUSY_MARKERS = (
     "database is locked",
     "database table is locked",
@@ -155,16 +158,34 @@ def _postgres_engine(url: str) -> Engine:
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     # Room for every thread of a busy process to hold a lease and a working connection.
-    engine = create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=40)
+    engine = create_engine(parsed, pool_size=10, max_overflow=40)
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
         # Set here rather than through libpq "options", which the URL may already use
         # (for instance to choose a schema with -csearch_path=...).
         cursor = dbapi_connection.cursor()
         cursor.execute(f"SET lock_timeout = {int(LOCK_TIMEOUT_S * 1000)}")
         cursor.close()
         dbapi_connection.commit()
+        record.info[_RETURNED_AT] = time.monotonic()
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_RETURNED_AT] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        # A connection that sat in the pool may have been closed by a server restart or an
+        # idle timeout, so it is pinged first, as pool_pre_ping would; one returned a
+        # moment ago is not: a put in a loop would otherwise spend one of its few round
+        # trips on the ping. A failed ping makes the pool connect afresh.
+        if time.monotonic() - record.info.get(_RETURNED_AT, 0.0) < _PING_AFTER_IDLE_S:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError(f"index connection lost while idle: {exc}") from exc
 
     return engine
 

@@ -9,9 +9,11 @@ while it decides and deletes. Readers need no lease.
 
 The lease lives where every writer of the keep can see it:
 
-* PostgreSQL: a session advisory lock (shared or exclusive) keyed by the schema, so keeps
-  in different schemas of one database do not block each other. ``lock_timeout`` bounds
-  the wait.
+* PostgreSQL: an advisory lock (shared or exclusive) keyed by the schema, so keeps in
+  different schemas of one database do not block each other. ``lock_timeout`` bounds the
+  wait. A single put takes it as a lock of the transaction that records the put (taken
+  before the blob is written, dropped by the commit: two round trips fewer than a
+  session lock); everything else holds a session lock.
 * SQLite: ``flock`` on a file beside the database (a SQLite keep has one machine).
 
 A wait longer than :data:`~datakeep.index.engine.LOCK_TIMEOUT_S` raises
@@ -62,7 +64,8 @@ class Leases:
     @contextmanager
     def shared(self, on: DirectConnection | None = None) -> Iterator[None]:
         """Held by writers; many at once. On PostgreSQL the lease is taken on the
-        connection ``on`` when one is given (a put then needs no second connection)."""
+        connection ``on`` when one is given (a put then needs no second connection), as a
+        lock of the transaction that ``on`` commits next: it ends with that commit."""
         with self._lease(exclusive=False, on=on):
             yield
 
@@ -145,21 +148,15 @@ class Leases:
 
     @contextmanager
     def _advisory_on(self, direct: DirectConnection, exclusive: bool) -> Iterator[None]:
+        # A transaction-level lock in the transaction that will record the put: no round
+        # trips to take and drop a session lock, and it ends with that transaction, so
+        # the put must do whatever needs the lease before it commits.
         suffix = "" if exclusive else "_shared"
         key = self._key(lambda: direct.statement(_WAITING, "SELECT current_schema()"))
-        direct.statement(_WAITING, f"SELECT pg_advisory_lock{suffix}(%(k)s)", {"k": key})
-        try:
+        with direct.opened_with(
+            _WAITING, f"SELECT pg_advisory_xact_lock{suffix}(%(k)s)", {"k": key}
+        ):
             yield
-        finally:
-            if direct.usable:
-                try:
-                    direct.statement(
-                        "leaving the write lease",
-                        f"SELECT pg_advisory_unlock{suffix}(%(k)s)",
-                        {"k": key},
-                    )
-                except Exception:
-                    direct.discard()  # closing the session unlocks it
 
     def _key(self, current_schema: Callable[[], str]) -> int:
         if self._advisory_key is None:
