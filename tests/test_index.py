@@ -341,3 +341,15 @@ def test_a_connection_the_server_closed_while_idle_is_replaced(
     assert keep.put(b"after").size == 5
     assert not keep.exists(hash_bytes(b"unlucky")) and keep.fsck().ok
     keep.close()
+
+
+def test_a_put_refused_before_its_row_leaves_no_lease_behind(
+    keep: Keep, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine_module, "LOCK_TIMEOUT_S", 0.3)
+    for _ in range(3):  # more than one pooled connection could hold it
+        with pytest.raises(FileNotFoundError):
+            keep.put_file(tmp_path / "missing")  # fails after the lease, before the row
+    with keep.store.leases.exclusive():  # Busy if any put still held its shared lease
+        pass
+    assert keep.gc(grace_s=0).swept == [] and keep.find().items == []
