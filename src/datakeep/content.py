@@ -638,28 +638,32 @@ class ContentStore:
 
     def _put(self, write: Callable[[], Written], tags: Mapping[str, str] | None) -> Content:
         checked = _check_tags(tags)
-
-        def record(direct: DirectConnection) -> dict[str, float]:
-            created = rows.insert(self.db.dialect, direct.execute)
-            if written.digest not in created:
-                where = {"digest": written.digest, "location": PRIMARY}
-                ((pointer,),) = direct.execute(_POINTER_AT, [where])
-                if key_of_pointer(pointer) != written.key:
-                    # kept elsewhere already (in a pack, inline, or routed by other tags):
-                    # no row names the blob this put wrote, so it goes now instead of
-                    # waiting for gc; before the commit, which may end the lease
-                    self.backend.delete(written.key)
-            return created
-
         # recorded straight through the driver (index/direct.py); on PostgreSQL the lease
         # is a lock of the same transaction
         with direct_connection(self.db) as direct, self.leases.shared(on=direct):
             written = write()
             rows = self._durable_rows([written], checked, "blob")
-            created = direct.transact("recording content", record)
+            created = direct.transact(
+                "recording content", lambda d: self._record_put(d, written, rows)
+            )
         if written.digest in created:  # new: the index holds exactly this, no need to ask
             return Content(written.digest, written.size, "blob", created[written.digest], checked)
         return self.info(written.digest)
+
+    def _record_put(
+        self, direct: DirectConnection, written: Written, rows: _IndexRows
+    ) -> dict[str, float]:
+        """Insert one put's rows in ``direct``'s open transaction; the digests new to it."""
+        created = rows.insert(self.db.dialect, direct.execute)
+        if written.digest not in created:
+            where = {"digest": written.digest, "location": PRIMARY}
+            ((pointer,),) = direct.execute(_POINTER_AT, [where])
+            if key_of_pointer(pointer) != written.key:
+                # kept elsewhere already (in a pack, inline, or routed by other tags): no
+                # row names the blob this put wrote, so it goes now instead of waiting for
+                # gc; before the commit, which may end the lease
+                self.backend.delete(written.key)
+        return created
 
     # -- lookups -----------------------------------------------------------------------
     def key_of(self, digest: str) -> str:
