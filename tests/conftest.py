@@ -110,7 +110,7 @@ def corrupt_inline(keep: Keep, digest: str, data: bytes) -> None:
 def damage_packed(keep: Keep, digest: str, data: bytes) -> None:
     """Overwrite, in place, the bytes of a content kept in a pack (same length, so the
     pack's other members stay intact)."""
-    from datakeep.packs import pack_member
+    from datakeep.content.packs import pack_member
 
     member = pack_member(keep.store.key_of(digest))
     assert member is not None, f"{digest} is not in a pack"

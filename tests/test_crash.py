@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import datakeep
-from datakeep.packs import pack_member
+from datakeep.content.packs import pack_member
 
 pytestmark = pytest.mark.slow
 

@@ -14,6 +14,7 @@ from sqlalchemy import Connection, delete, update
 
 import datakeep
 from datakeep.content import PACKED_MAX
+from datakeep.content.packs import pack_member
 from datakeep.digest import hash_bytes
 from datakeep.errors import Busy, IntegrityError, NotFound
 from datakeep.index import contents
@@ -21,7 +22,6 @@ from datakeep.index import engine as engine_module
 from datakeep.keep import Keep
 from datakeep.maintenance import roots as roots_module
 from datakeep.maintenance.gc import QUARANTINE
-from datakeep.packs import pack_member
 from datakeep.trees import TreeEntry, decode_tree
 
 from .conftest import blob_path, damage, damage_packed, init_args, run_cli

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from datakeep.content.packs import TRAILER_SIZE, build_pack, read_table, table_length
 from datakeep.digest import hash_bytes
 from datakeep.errors import IntegrityError
-from datakeep.packs import TRAILER_SIZE, build_pack, read_table, table_length
 
 
 def test_a_pack_reads_back_and_names_itself() -> None:

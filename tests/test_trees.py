@@ -7,12 +7,11 @@ from pathlib import Path
 import pytest
 
 import datakeep
-from datakeep import statcache
 from datakeep.content import PACKED_MAX, stored_as_file
+from datakeep.content.packs import pack_member
 from datakeep.errors import AlreadyExists, IntegrityError, InvalidPath, NotFound
 from datakeep.keep import Keep
-from datakeep.packs import pack_member
-from datakeep.trees import TreeEntry, decode_tree, encode_tree, tree_members
+from datakeep.trees import TreeEntry, decode_tree, encode_tree, statcache, tree_members
 
 from .conftest import blob_path, count_reads, damage_packed
 
@@ -394,13 +393,13 @@ def test_read_many_reads_a_pack_once_and_reports_each_bad_content(
 def test_files_stored_by_a_worker_are_recorded_in_batches(
     keep: Keep, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from datakeep import trees
+    from datakeep.trees import put as tree_put
 
     src = tmp_path / "src"
     src.mkdir()
     for i in range(4):  # too large for a pack: stored by a worker
         (src / f"f{i}").write_bytes(os.urandom(PACKED_MAX + 1))
-    monkeypatch.setattr(trees, "_BATCH_BYTES", 1)  # a batch per file
+    monkeypatch.setattr(tree_put, "_BATCH_BYTES", 1)  # a batch per file
     batches: list[int] = []
     original = keep.store.record
 
@@ -417,7 +416,7 @@ def test_files_stored_by_a_worker_are_recorded_in_batches(
         return write_file(*args, **kwargs)  # type: ignore[arg-type]
 
     # one worker, so files finish 0.2 s apart (two would finish them in pairs)
-    monkeypatch.setattr(trees, "LARGE_FILE_WORKERS", 1)
+    monkeypatch.setattr(tree_put, "LARGE_FILE_WORKERS", 1)
 
     monkeypatch.setattr(keep.store, "write_file", slow_write_file)
     keep.put_tree(src)

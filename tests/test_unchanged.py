@@ -1,5 +1,5 @@
 """The put of an unchanged directory, answered from the stat cache and the SQLite index
-without SQLAlchemy (datakeep.unchanged), and every case where it must not answer."""
+without SQLAlchemy (datakeep.trees.unchanged), and every case where it must not answer."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import text
 
 import datakeep
-from datakeep import statcache
 from datakeep.keep import Keep
-from datakeep.unchanged import unchanged_tree
+from datakeep.trees import statcache
+from datakeep.trees.unchanged import unchanged_tree
 
 from .conftest import run_cli
 
@@ -141,8 +141,8 @@ def test_a_changed_directory_is_read_once_by_the_command_line(
 ) -> None:
     from click.testing import CliRunner
 
-    from datakeep import scan as scan_module
     from datakeep.cli import cli
+    from datakeep.trees import scan as scan_module
 
     data = make_data(tmp_path)
     embedded.put_tree(data)

@@ -36,7 +36,8 @@ if TYPE_CHECKING:
 
     from .aio import AsyncKeep
     from .content import Content, Page, Router
-    from .keep import Keep, VerifyReport
+    from .keep import Keep
+    from .maintenance.verify import VerifyReport
 
 __all__ = [
     "AlreadyExists",
@@ -69,7 +70,7 @@ _LAZY = {
     "Content": "content",
     "Page": "content",
     "Keep": "keep",
-    "VerifyReport": "keep",
+    "VerifyReport": "maintenance.verify",
 }
 
 

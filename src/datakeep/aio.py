@@ -17,11 +17,12 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from .content import CHUNK, Content, LinkMode, Page
-from .keep import Keep, VerifyReport, find_keep_dir
+from .keep import Keep, find_keep_dir
 from .progress import ProgressCallback
 
 if TYPE_CHECKING:
     from .maintenance import FsckReport, GcReport
+    from .maintenance.verify import VerifyReport
     from .remotes import TransferReport
 
 __all__ = ["AsyncKeep", "AsyncReader"]

@@ -1,98 +1,47 @@
 """A keep: one ``.datakeep/`` directory tying an index, a blob backend and a stat cache
-(its layout: :mod:`datakeep.keepdir`)."""
+(its layout: :mod:`datakeep.keepdir`). :class:`Keep` is the one facade over the content
+store, trees, remotes and maintenance; features build on it."""
 
 from __future__ import annotations
 
 import io
-import json
 import logging
 import os
-import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
-from sqlalchemy import select
-
-from .backends import S3_NAME, LocalBackend, backend_for_location, open_backend
-from .content import (
-    CHUNK,
-    Content,
-    ContentStore,
-    LinkMode,
-    Page,
-    Problem,
-    Router,
-    Stored,
-    fanout_key,
-    tag_router,
-)
+from .backends import open_backend
+from .content import CHUNK, Content, ContentStore, LinkMode, Page, Router, fanout_key, tag_router
 from .digest import DEFAULT_ALGORITHM, check_algorithm, parse_digest
-from .errors import (
-    AlreadyExists,
-    DatakeepError,
-    IndexFailure,
-    IntegrityError,
-    InvalidInput,
-    InvalidPath,
-    NotFound,
-)
-from .index import IndexDatabase, ensure_schema, keep_meta
-from .index.upsert import insert_ignore
+from .errors import AlreadyExists, IndexFailure, IntegrityError, InvalidInput, NotFound
+from .index import IndexDatabase, ensure_schema, recorded_algorithm
 from .keepdir import (
     CONFIG_FILE,
     KEEP_DIR,
-    KEEP_FORMAT,
+    create_keep_dir,
     find_keep_dir,
     index_url,
     read_config,
     stat_cache_path,
 )
-from .progress import Progress, ProgressCallback
-from .scan import DirectoryScan
-from .statcache import StatCache
-from .trees import decode_tree, export_tree, put_tree
+from .progress import ProgressCallback
+from .trees.export import export_tree
+from .trees.format import decode_tree
+from .trees.put import put_tree
+from .trees.scan import DirectoryScan
+from .trees.statcache import StatCache
 
 if TYPE_CHECKING:
     from .maintenance import FsckReport, GcReport
+    from .maintenance.verify import VerifyReport
     from .remotes import Remote, TransferReport
 
-__all__ = ["KEEP_DIR", "Keep", "Problem", "VerifyReport", "find_keep_dir", "init_keep"]
+__all__ = ["KEEP_DIR", "Keep", "find_keep_dir", "init_keep"]
 
 T = TypeVar("T")
 _log = logging.getLogger("datakeep")
-
-MISSING = "blob is missing from the store"
-
-
-@dataclass(slots=True)
-class VerifyReport:
-    """The result of re-hashing stored contents."""
-
-    checked: int = 0
-    """Contents re-hashed."""
-    nbytes: int = 0
-    """Bytes re-hashed."""
-    problems: list[Problem] = field(default_factory=list)
-    """Missing, truncated or corrupted contents; empty when all is well."""
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-
-def _write_config_once(path: Path, config: dict[str, Any]) -> None:
-    """Create ``keep.json`` atomically and only once, even with concurrent ``init``."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}")
-    tmp.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        raise AlreadyExists(f"a keep already exists in {path.parent}") from None
-    finally:
-        tmp.unlink()
 
 
 def init_keep(
@@ -117,40 +66,7 @@ def init_keep(
     ``routes={"model": "s3://models/team"}``, content put with ``kind=model`` is stored in
     the ``models`` bucket. A Python router can choose too (``Keep(..., router=)``).
     """
-    check_algorithm(algorithm)
-    if index is not None and "://" not in index:
-        raise InvalidInput(f"index must be a database URL (postgresql://host/db), not {index!r}")
-    keep_dir = Path(path).resolve() / KEEP_DIR
-    if (keep_dir / CONFIG_FILE).exists():
-        raise AlreadyExists(f"a keep already exists in {keep_dir}")
-    if blobs is None:
-        if endpoint is not None:
-            raise InvalidInput("an endpoint goes with s3:// locations only")
-        blob_config: dict[str, Any] = {"backend": LocalBackend.name, "root": "objects"}
-    else:
-        name, settings = backend_for_location(str(blobs), endpoint)
-        blob_config = {"backend": name, **settings}
-    if routes:
-        if blob_config["backend"] != S3_NAME:
-            raise InvalidInput("routes go with s3:// blobs only")
-        blob_config["routes"] = dict(routes)
-    if route_by is not None and not routes:
-        raise InvalidInput("route_by needs routes to choose from")
-    try:
-        keep_dir.mkdir(parents=True, exist_ok=True)
-        if blob_config["backend"] == LocalBackend.name:
-            (keep_dir / blob_config["root"]).mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InvalidPath(f"cannot create {exc.filename}: {exc.strerror}") from exc
-    config = {
-        "format": KEEP_FORMAT,
-        "algorithm": algorithm,
-        "index": index or "index.sqlite",
-        "blobs": blob_config,
-    }
-    if route_by is not None:
-        config["route_by"] = route_by
-    _write_config_once(keep_dir / CONFIG_FILE, config)
+    keep_dir = create_keep_dir(path, algorithm, index, blobs, endpoint, routes, route_by)
     try:
         return Keep(keep_dir)
     except BaseException:
@@ -178,30 +94,15 @@ class Keep:
             blobs["root"] = keep_dir / blobs["root"]  # an absolute root stays as it is
         backend = open_backend(backend_name, blobs)
         ensure_schema(self.db)
-        self._check_algorithm()
+        if (stored := recorded_algorithm(self.db, self.algorithm)) != self.algorithm:
+            where = self.path / CONFIG_FILE
+            raise IndexFailure(f"the index uses {stored} digests but {where} says {self.algorithm}")
         if router is None:
             router = fanout_key
             if "route_by" in config:
                 router = tag_router(config["route_by"], blobs.get("routes", {}))
         self.store = ContentStore(self.db, backend, self.algorithm, router)
         self.stat_cache = StatCache(stat_cache_path(keep_dir))
-
-    def _check_algorithm(self) -> None:
-        query = select(keep_meta.c.value).where(keep_meta.c.key == "algorithm")
-        with self.db.read("reading the keep's algorithm") as conn:
-            stored = conn.execute(query).scalar()
-        if stored is None:  # a new index: record it (a concurrent opener may win; re-read)
-            with self.db.write("recording the keep's algorithm") as conn:
-                conn.execute(
-                    insert_ignore(conn, keep_meta, ["key"]),
-                    [{"key": "algorithm", "value": self.algorithm}],
-                )
-                stored = conn.execute(query).scalar_one()
-        if stored != self.algorithm:
-            raise IndexFailure(
-                f"the index uses {stored} digests but {self.path / CONFIG_FILE} says "
-                f"{self.algorithm}"
-            )
 
     # -- lifecycle -----------------------------------------------------------------------
     def close(self) -> None:
@@ -247,8 +148,8 @@ class Keep:
         progress: ProgressCallback | None = None,
         scanned: DirectoryScan | None = None,
     ) -> Content:
-        """Store a directory; returns the tree. Unchanged files are not re-read.
-        ``scanned``: the directory as :mod:`datakeep.unchanged` just read it, not read again."""
+        """Store a directory; returns the tree. Unchanged files are not re-read. ``scanned``:
+        the directory as :mod:`datakeep.trees.unchanged` just read it, not read again."""
         with self.store.leases.shared():
             return put_tree(
                 self.store, self.stat_cache, Path(path), dict(tags or {}), link, progress, scanned
@@ -418,6 +319,7 @@ class Keep:
         self, remote: str, rehash: bool = False, progress: ProgressCallback | None = None
     ) -> VerifyReport:
         """Check that ``remote`` holds what the index says (sizes; bytes with ``rehash``)."""
+        from .maintenance.verify import VerifyReport
         from .remotes import verify_remote
 
         checked, nbytes, problems = verify_remote(self.store, remote, rehash, progress)
@@ -482,33 +384,6 @@ class Keep:
         progress: ProgressCallback | None = None,
     ) -> VerifyReport:
         """Re-hash ``digests`` (default: everything); report problems instead of raising."""
-        report = VerifyReport()
-        wanted = None
-        if digests is not None:
-            wanted = sorted({str(parse_digest(d)) for d in digests})
-            for digest in sorted(self.store.missing(wanted)):
-                report.problems.append(Problem(digest, "not in this keep"))
-                report.checked += 1
-        for item in self.store.stored(wanted):
-            error = self.check_stored(item)
-            if error is not None:
-                report.problems.append(Problem(item.digest, error))
-            report.checked += 1
-            report.nbytes += item.size
-            if progress is not None:
-                progress(Progress("verify", report.checked, None, item.size))
-        return report
+        from .maintenance.verify import verify_contents
 
-    def check_stored(self, item: Stored) -> str | None:
-        """What is wrong with a stored content (a tree must also parse), or None."""
-        try:
-            self.store.check(item)
-            if item.kind == "tree":
-                decode_tree(self.store.get(item.digest), self.algorithm)
-        except FileNotFoundError:
-            return MISSING
-        except DatakeepError as exc:
-            return str(exc)
-        except OSError as exc:
-            return f"unreadable: {exc.strerror or exc}"
-        return None
+        return verify_contents(self.store, digests, progress)

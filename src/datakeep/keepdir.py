@@ -16,15 +16,19 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import InvalidInput, NotFound
+from .digest import check_algorithm
+from .errors import AlreadyExists, InvalidInput, InvalidPath, NotFound
 
 __all__ = [
     "CONFIG_FILE",
     "KEEP_DIR",
     "KEEP_FORMAT",
+    "create_keep_dir",
     "find_keep_dir",
     "index_url",
     "read_config",
@@ -74,3 +78,66 @@ def index_url(keep_dir: Path, index: str) -> str:
 
 def stat_cache_path(keep_dir: Path) -> Path:
     return keep_dir / "cache" / "stat.sqlite"
+
+
+def create_keep_dir(
+    path: str | os.PathLike[str],
+    algorithm: str,
+    index: str | None,
+    blobs: str | os.PathLike[str] | None,
+    endpoint: str | None,
+    routes: Mapping[str, str] | None,
+    route_by: str | None,
+) -> Path:
+    """Create ``path/.datakeep`` with its ``keep.json`` (written once, atomically) and
+    return it; see :func:`datakeep.keep.init_keep` for the arguments."""
+    # imported here: the readers of keep.json (the command line's fast path) need none of it
+    from .backends import S3_NAME, LocalBackend, backend_for_location
+
+    check_algorithm(algorithm)
+    if index is not None and "://" not in index:
+        raise InvalidInput(f"index must be a database URL (postgresql://host/db), not {index!r}")
+    keep_dir = Path(path).resolve() / KEEP_DIR
+    if (keep_dir / CONFIG_FILE).exists():
+        raise AlreadyExists(f"a keep already exists in {keep_dir}")
+    if blobs is None:
+        if endpoint is not None:
+            raise InvalidInput("an endpoint goes with s3:// locations only")
+        blob_config: dict[str, Any] = {"backend": LocalBackend.name, "root": "objects"}
+    else:
+        name, settings = backend_for_location(str(blobs), endpoint)
+        blob_config = {"backend": name, **settings}
+    if routes:
+        if blob_config["backend"] != S3_NAME:
+            raise InvalidInput("routes go with s3:// blobs only")
+        blob_config["routes"] = dict(routes)
+    if route_by is not None and not routes:
+        raise InvalidInput("route_by needs routes to choose from")
+    try:
+        keep_dir.mkdir(parents=True, exist_ok=True)
+        if blob_config["backend"] == LocalBackend.name:
+            (keep_dir / blob_config["root"]).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidPath(f"cannot create {exc.filename}: {exc.strerror}") from exc
+    config = {
+        "format": KEEP_FORMAT,
+        "algorithm": algorithm,
+        "index": index or "index.sqlite",
+        "blobs": blob_config,
+    }
+    if route_by is not None:
+        config["route_by"] = route_by
+    _write_config_once(keep_dir / CONFIG_FILE, config)
+    return keep_dir
+
+
+def _write_config_once(path: Path, config: dict[str, Any]) -> None:
+    """Create ``keep.json`` atomically and only once, even with concurrent ``init``."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}")
+    tmp.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise AlreadyExists(f"a keep already exists in {path.parent}") from None
+    finally:
+        tmp.unlink()

@@ -7,37 +7,15 @@ keep reading them forever. A new on-disk format gets a new name, registered besi
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInput, UnknownBackend
 from ._local import LocalBackend
+from ._location import S3_NAME
 from ._memory import MemoryBackend
 from ._protocol import Backend
 
-__all__ = ["backend_for_location", "open_backend", "register_backend", "registered_backends"]
-
-
-S3_NAME = "datakeep.s3@v1"
-
-
-def backend_for_location(location: str, endpoint: str | None = None) -> tuple[str, dict[str, Any]]:
-    """(permanent backend name, settings) for a directory or ``s3://bucket/prefix``."""
-    if location.startswith("s3://"):
-        bucket, _, prefix = location.removeprefix("s3://").partition("/")
-        if not bucket:
-            raise InvalidInput(f"no bucket in {location!r}; use s3://bucket/prefix")
-        return S3_NAME, {
-            "bucket": bucket,
-            "prefix": prefix.strip("/"),
-            "endpoint": endpoint,
-            "region": None,
-        }
-    if "://" in location:
-        raise InvalidInput(f"expected a directory or s3://bucket/prefix, not {location!r}")
-    if endpoint is not None:
-        raise InvalidInput("an endpoint goes with s3:// locations only")
-    return LocalBackend.name, {"root": str(Path(location).resolve())}
+__all__ = ["open_backend", "register_backend", "registered_backends"]
 
 
 def _s3(**config: Any) -> Backend:

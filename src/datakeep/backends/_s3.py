@@ -36,8 +36,8 @@ from obstore.store import S3Store
 
 from ..errors import InvalidInput, NotFound, StorageError
 from ._aws_profile import profile_settings
+from ._location import backend_for_location
 from ._protocol import BlobInfo, check_key
-from ._registry import backend_for_location
 
 if TYPE_CHECKING:
     from obstore.store import RetryConfig

@@ -172,7 +172,7 @@ def put(paths: tuple[str, ...], tags: tuple[str, ...], link: str, as_json: bool)
         datakeep put data/ model.pt --tag run=42
     """
     from ..keepdir import find_keep_dir
-    from ..unchanged import look_up
+    from ..trees.unchanged import look_up
 
     tag_map = _parse_pairs(tags)
     # an unchanged directory is answered without loading the index library; otherwise

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, select, text
 from sqlalchemy.exc import DBAPIError
 
 from ..errors import SchemaTooNew
-from ..schema_revisions import HEAD, REVISIONS
 from .engine import IndexDatabase, translated
+from .revisions import HEAD, REVISIONS
+from .schema import keep_meta
+from .upsert import insert_ignore
 
-__all__ = ["HEAD", "REVISIONS", "current_revision", "ensure_schema"]
+__all__ = ["HEAD", "REVISIONS", "current_revision", "ensure_schema", "recorded_algorithm"]
 
 _ADVISORY_LOCK_KEY = 0x6461_7461_6B65_6570 & 0x7FFF_FFFF_FFFF_FFFF  # "datakeep"
 _MIGRATIONS = Path(__file__).with_name("migrations")
@@ -66,6 +68,21 @@ def ensure_schema(db: IndexDatabase) -> None:
             return
         with translated("migrating the schema"):
             _run_alembic(conn)
+
+
+def recorded_algorithm(db: IndexDatabase, algorithm: str) -> str:
+    """The digest algorithm the index records; a new index records ``algorithm`` (a
+    concurrent opener may win, so the stored value is read back)."""
+    query = select(keep_meta.c.value).where(keep_meta.c.key == "algorithm")
+    with db.read("reading the keep's algorithm") as conn:
+        stored = conn.execute(query).scalar()
+    if stored is None:
+        with db.write("recording the keep's algorithm") as conn:
+            conn.execute(
+                insert_ignore(conn, keep_meta, ["key"]), [{"key": "algorithm", "value": algorithm}]
+            )
+            stored = conn.execute(query).scalar_one()
+    return str(stored)
 
 
 def _run_alembic(conn: Connection) -> None:

@@ -33,12 +33,12 @@ from ..content import (
     fanout_key,
     stored_as_file,
 )
+from ..content.packs import is_pack_key, member_key, read_table
 from ..digest import parse_digest
 from ..errors import DatakeepError, IntegrityError, InvalidInput, NotFound
 from ..index import contents, placements
-from ..packs import is_pack_key, member_key, read_table
 from ..progress import Progress, ProgressCallback
-from ..trees import decode_tree
+from ..trees.format import decode_tree
 from .gc import QUARANTINE, orphan_blobs
 
 __all__ = ["Dangling", "FsckReport", "fsck"]

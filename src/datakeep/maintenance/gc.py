@@ -34,11 +34,11 @@ from ..content import (
     pointer_of,
     stored_as_file,
 )
+from ..content.packs import object_key, pack_member
 from ..errors import DatakeepError, IntegrityError, NotFound
 from ..index import contents, placements
-from ..packs import object_key, pack_member
 from ..progress import Progress, ProgressCallback
-from ..trees import tree_members
+from ..trees.format import tree_members
 from .roots import root_providers
 
 __all__ = ["DEFAULT_GRACE_S", "QUARANTINE", "GcReport", "collect_garbage", "orphan_blobs"]

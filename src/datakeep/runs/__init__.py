@@ -10,7 +10,9 @@ from .models import (
     Project,
     Record,
 )
-from .store import COUNT_KEYS, RecordPage, RunStore
+from .records import RecordPage
+from .rows import COUNT_KEYS
+from .store import RunStore
 
 __all__ = [
     "COUNT_KEYS",

@@ -20,7 +20,9 @@ from typing import Any, Generic, TypeVar
 
 from ..content import INLINE_MAX
 from .models import ExecutionJob, MasterJob, Project, Record
-from .store import RecordPage, RunStore, payload_bytes
+from .records import RecordPage
+from .rows import payload_bytes
+from .store import RunStore
 
 __all__ = ["AsyncRunStore"]
 

@@ -1,8 +1,8 @@
 """Reading a directory for a tree: every entry with its stat, checked, and a fingerprint.
 
-Kept apart from :mod:`datakeep.trees` because it needs nothing of the index: the command
+Kept apart from the put (:mod:`.put`) because it needs nothing of the index: the command
 line recognises an unchanged directory with it before loading SQLAlchemy
-(:mod:`datakeep.unchanged`).
+(:mod:`datakeep.trees.unchanged`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .digest import new_hasher
-from .errors import InvalidPath
+from ..digest import new_hasher
+from ..errors import InvalidPath
 
 __all__ = [
     "DirectoryScan",

@@ -16,8 +16,8 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .digest import hash_bytes, parse_digest
-from .errors import IntegrityError
+from ..digest import hash_bytes, parse_digest
+from ..errors import IntegrityError
 
 __all__ = [
     "PACKABLE",

@@ -19,10 +19,10 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import DatakeepError
-from .keepdir import read_config, stat_cache_path
+from ..errors import DatakeepError
+from ..index.revisions import HEAD
+from ..keepdir import read_config, stat_cache_path
 from .scan import DirectoryScan, scan_directory
-from .schema_revisions import HEAD
 from .statcache import StatCache
 
 __all__ = ["Lookup", "look_up", "unchanged_tree"]

@@ -1,7 +1,7 @@
 """The index schema revisions this version of datakeep knows.
 
 Apart from :mod:`datakeep.index.migrate`, which applies them, so that a reader of the
-index that does not load SQLAlchemy (:mod:`datakeep.unchanged`) can check them too.
+index that does not load SQLAlchemy (:mod:`datakeep.trees.unchanged`) can check them too.
 """
 
 from __future__ import annotations

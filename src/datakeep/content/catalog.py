@@ -1,0 +1,206 @@
+"""What the index knows of contents: lookups by digest, keyset-paged finds by tag and
+kind, the listing of stored blobs with their keys, and tags."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, and_, exists, select
+
+from ..digest import parse_digest
+from ..errors import InvalidInput, NotFound
+from ..index import IndexDatabase, Leases, contents, placements
+from ..index import tags as tag_table
+from ..index.upsert import insert_or_update
+from .model import PRIMARY, Content, Page, Stored, check_tags
+from .pointers import key_of_pointer
+
+__all__ = ["Catalog"]
+
+
+class Catalog:
+    """Lookups and tags; part of :class:`~datakeep.content.ContentStore`."""
+
+    db: IndexDatabase
+    leases: Leases
+
+    def key_of(self, digest: str) -> str:
+        """The backend key of a stored digest; :class:`NotFound` if not recorded."""
+        return self._locate(digest)[1]
+
+    def _locate(self, digest: str) -> tuple[int, str]:
+        """(size, backend key) of a stored digest in one query; :class:`NotFound` if absent."""
+        parse_digest(digest)
+        with self.db.read("looking up a blob") as conn:
+            row = conn.execute(
+                select(contents.c.size, placements.c.pointer)
+                .join(placements, placements.c.digest == contents.c.digest)
+                .where(contents.c.digest == digest, placements.c.location == PRIMARY)
+            ).first()
+        if row is None:
+            raise NotFound(f"no content {digest} in this keep")
+        return int(row[0]), key_of_pointer(row[1])
+
+    def keys_of(self, digests: Iterable[str], missing_ok: bool = False) -> dict[str, str]:
+        """Backend keys of many digests at once; :class:`NotFound` names one that is absent
+        (or, with ``missing_ok``, absent ones are left out)."""
+        wanted = sorted(set(digests))
+        keys: dict[str, str] = {}
+        with self.db.read("looking up blobs") as conn:
+            for i in range(0, len(wanted), 500):
+                part = wanted[i : i + 500]
+                rows = conn.execute(
+                    select(placements.c.digest, placements.c.pointer).where(
+                        placements.c.digest.in_(part), placements.c.location == PRIMARY
+                    )
+                )
+                keys.update((d, key_of_pointer(p)) for d, p in rows)
+        for digest in [] if missing_ok else wanted:
+            if digest not in keys:
+                raise NotFound(f"no content {digest} in this keep")
+        return keys
+
+    def exists(self, digest: str) -> bool:
+        parse_digest(digest)
+        with self.db.read("looking up content") as conn:
+            return conn.execute(select(exists().where(contents.c.digest == digest))).scalar_one()
+
+    def missing(self, digests: Iterable[str]) -> set[str]:
+        """Those of ``digests`` that the index does not hold."""
+        wanted = set(digests)
+        found: set[str] = set()
+        batch = sorted(wanted)
+        with self.db.read("looking up content") as conn:
+            for i in range(0, len(batch), 500):
+                part = batch[i : i + 500]
+                found.update(
+                    conn.execute(
+                        select(contents.c.digest).where(contents.c.digest.in_(part))
+                    ).scalars()
+                )
+        return wanted - found
+
+    def info(self, digest: str) -> Content:
+        parse_digest(digest)
+        items = self._load([digest])
+        if not items:
+            raise NotFound(f"no content {digest} in this keep")
+        return items[0]
+
+    def _load(self, digests: Sequence[str]) -> list[Content]:
+        """Contents with their tags, in one query (a plain ``=`` for one digest, which
+        SQLAlchemy caches whole: a put returns through here)."""
+        if not digests:
+            return []
+        matches = (
+            contents.c.digest == digests[0] if len(digests) == 1 else contents.c.digest.in_(digests)
+        )
+        query = (
+            select(contents, tag_table.c.key, tag_table.c.value)
+            .outerjoin(tag_table, tag_table.c.digest == contents.c.digest)
+            .where(matches)
+        )
+        with self.db.read("reading content") as c:
+            rows = c.execute(query).all()
+        by_digest: dict[str, Content] = {}
+        for digest, size, kind, created_at, key, value in rows:
+            item = by_digest.get(digest)
+            if item is None:
+                item = by_digest[digest] = Content(digest, size, kind, created_at, {})
+            if key is not None:
+                item.tags[key] = value
+        return [by_digest[d] for d in digests if d in by_digest]
+
+    def find(
+        self,
+        tags: Mapping[str, str] | None = None,
+        kind: str | None = None,
+        limit: int = 100,
+        after: str | None = None,
+    ) -> Page:
+        """Contents carrying every tag in ``tags``, by digest, ``limit`` at a time.
+
+        Keyset paging: rows added meanwhile never make a page skip or repeat an item.
+        """
+        if limit < 1:
+            raise InvalidInput("limit must be at least 1")
+        tag_map = check_tags(tags)
+        query = select(contents.c.digest).order_by(contents.c.digest).limit(limit + 1)
+        for key, value in tag_map.items():
+            query = query.where(
+                exists().where(
+                    and_(
+                        tag_table.c.digest == contents.c.digest,
+                        tag_table.c.key == key,
+                        tag_table.c.value == value,
+                    )
+                )
+            )
+        if kind is not None:
+            query = query.where(contents.c.kind == kind)
+        if after is not None:
+            query = query.where(contents.c.digest > after)
+        with self.db.read("listing content") as conn:
+            digests = list(conn.execute(query).scalars())
+        more = len(digests) > limit
+        digests = digests[:limit]
+        return Page(self._load(digests), digests[-1] if more else None)
+
+    def iter_all(self, kind: str | None = None) -> Iterator[Content]:
+        after: str | None = None
+        while True:
+            page = self.find(kind=kind, limit=1000, after=after)
+            yield from page.items
+            if page.next is None:
+                return
+            after = page.next
+
+    def stored(self, digests: Sequence[str] | None = None) -> Iterator[Stored]:
+        """The recorded contents with their keys, by digest: those of ``digests`` (absent
+        ones are skipped) or every one, read a page at a time."""
+        query = (
+            select(contents.c.digest, contents.c.size, contents.c.kind, placements.c.pointer)
+            .join(placements, placements.c.digest == contents.c.digest)
+            .where(placements.c.location == PRIMARY)
+            .order_by(contents.c.digest)
+        )
+
+        def rows(q: Any) -> list[Stored]:
+            with self.db.read("listing content") as conn:
+                return [Stored(d, n, k, key_of_pointer(p)) for d, n, k, p in conn.execute(q)]
+
+        if digests is not None:
+            wanted = sorted(set(digests))
+            for i in range(0, len(wanted), 500):
+                yield from rows(query.where(contents.c.digest.in_(wanted[i : i + 500])))
+            return
+        after = ""
+        while page := rows(query.where(contents.c.digest > after).limit(5000)):
+            yield from page
+            after = page[-1].digest
+
+    # -- tags ----------------------------------------------------------------------------
+    def tag(self, digest: str, tag_map: Mapping[str, str]) -> None:
+        checked = check_tags(tag_map)
+        self.info(digest)
+        rows = [{"digest": digest, "key": k, "value": v} for k, v in sorted(checked.items())]
+        with self.leases.shared():  # a tag makes content live: not while gc sweeps
+            self.db.transact(
+                "tagging",
+                lambda c: c.execute(
+                    insert_or_update(c, tag_table, ["digest", "key"], ["value"]), rows
+                ),
+            )
+
+    def untag(self, digest: str, keys: Iterable[str]) -> int:
+        """Remove only the named tags; returns how many were removed."""
+        parse_digest(digest)
+        names = sorted(set(keys))
+
+        def run(conn: Connection) -> int:
+            return conn.execute(
+                tag_table.delete().where(tag_table.c.digest == digest, tag_table.c.key.in_(names))
+            ).rowcount
+
+        return self.db.transact("untagging", run)

@@ -1,0 +1,196 @@
+"""The read path: every way out of the store (bytes, a stream, a reader, many small
+blobs at once, a file) re-hashes what it hands out (:mod:`.verify`)."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import BinaryIO
+
+from sqlalchemy import select
+
+from ..backends import Backend, FileBackend
+from ..copying import copy_verified
+from ..errors import DatakeepError, LinkUnsupported, NotFound
+from ..index import inline_blobs
+from .catalog import Catalog
+from .model import CHUNK, INLINE_KEY, Content, LinkMode, Stored
+from .packs import pack_member
+from .pointers import stored_as_file
+from .sources import read_whole
+from .verify import VerifiedReader, check_bytes, drain_verified, verify_file
+
+__all__ = ["BlobReading", "write_new_file"]
+
+
+class BlobReading(Catalog):
+    """Verified reads and exports; part of :class:`~datakeep.content.ContentStore`."""
+
+    backend: Backend
+    files: FileBackend | None
+
+    def open_blob(self, key: str, digest: str) -> BinaryIO:
+        """The raw, unverified bytes behind a placement key (inline, in a pack or a blob
+        of its own in the backend)."""
+        member = pack_member(key)
+        if member is not None:
+            return io.BytesIO(self.backend.read(member.pack, member.offset, member.end))
+        if key != INLINE_KEY:
+            return self.backend.open(key)
+        with self.db.read("reading an inline blob") as conn:
+            data = conn.execute(
+                select(inline_blobs.c.data).where(inline_blobs.c.digest == digest)
+            ).scalar()
+        if data is None:
+            raise NotFound(f"inline blob of {digest} is missing from the index")
+        return io.BytesIO(data)
+
+    def open(self, digest: str) -> io.BufferedReader:
+        size, key = self._locate(digest)
+        return io.BufferedReader(VerifiedReader(self.open_blob(key, digest), digest, size), CHUNK)
+
+    def get(self, digest: str) -> bytes:
+        size, key = self._locate(digest)
+        with self.open_blob(key, digest) as raw:
+            reader = VerifiedReader(raw, digest, size)
+            buffer = bytearray(size + 1)
+            view = memoryview(buffer)
+            filled = 0
+            while n := reader.readinto(view[filled:]):
+                filled += n
+        del view
+        del buffer[filled:]
+        return bytes(buffer)
+
+    def read_many(self, items: Sequence[Stored]) -> Iterator[tuple[Stored, bytes | DatakeepError]]:
+        """The verified bytes of many small stored contents, in the order given, each with
+        the error that stands for it instead if it is missing or wrong. Read by key with no
+        index lookup; the members of one pack with one read of the span they cover."""
+        spans: dict[str, tuple[int, int]] = {}
+        for item in items:
+            member = pack_member(item.key)
+            if member is not None:
+                start, end = spans.get(member.pack, (member.offset, member.end))
+                spans[member.pack] = (min(start, member.offset), max(end, member.end))
+        loaded: dict[str, tuple[int, bytes] | NotFound] = {}
+
+        def raw(item: Stored) -> bytes:
+            member = pack_member(item.key)
+            if member is None:
+                with self.open_blob(item.key, item.digest) as f:
+                    return f.read()
+            if member.pack not in loaded:
+                start, end = spans[member.pack]
+                try:
+                    loaded[member.pack] = (start, self.backend.read(member.pack, start, end))
+                except NotFound as exc:
+                    loaded[member.pack] = exc  # it stands for every member of the pack
+            span = loaded[member.pack]
+            if isinstance(span, NotFound):
+                raise span
+            return span[1][member.offset - span[0] : member.end - span[0]]
+
+        for item in items:
+            try:
+                data = raw(item)
+                check_bytes(data, item.digest, item.size)
+            except DatakeepError as exc:
+                yield item, exc
+                continue
+            yield item, data
+
+    def stream(self, digest: str, chunk_size: int = CHUNK) -> Iterator[bytes]:
+        with self.open(digest) as reader:
+            while chunk := reader.read(chunk_size):
+                yield chunk
+
+    def check(self, item: Stored) -> None:
+        """Re-hash a stored blob: :class:`NotFound` if it is gone, :class:`IntegrityError`
+        if its bytes are not the content, ``OSError`` if it cannot be read."""
+        if self.files is not None and stored_as_file(item.key):
+            verify_file(self.files.path_of(item.key), item.digest, item.size)
+        else:
+            with self.open_blob(item.key, item.digest) as raw:
+                drain_verified(raw, item.digest, item.size)
+
+    def verify(self, digest: str) -> Content:
+        """Re-hash one stored blob; :class:`IntegrityError` if it does not match."""
+        info = self.info(digest)
+        with self.open_blob(self.key_of(digest), digest) as raw:
+            drain_verified(raw, digest, info.size)
+        return info
+
+    def export_file(
+        self,
+        key: str,
+        digest: str,
+        size: int,
+        dest: Path,
+        link: LinkMode = "copy",
+        mode: int | None = None,
+        atomic: bool = True,
+    ) -> bool:
+        """Write the blob at ``key`` to ``dest`` (which must not exist), verified.
+
+        Returns True if ``dest`` was hard-linked to the stored blob (read-only and shared;
+        ``mode`` is then not applied), False if it is a copy. With ``atomic`` the copy is
+        written beside ``dest`` and renamed once verified; a caller that already builds in
+        a private directory (tree export) passes False and saves the rename.
+        """
+        target = dest.with_name(f".{dest.name}.datakeep-tmp") if atomic else dest
+        try:
+            if self.files is not None and stored_as_file(key):
+                source = self.files.path_of(key)
+                if link != "copy":
+                    verify_file(source, digest, size)
+                    try:
+                        os.link(source, dest)
+                        return True
+                    except (FileExistsError, FileNotFoundError):
+                        raise
+                    except OSError:
+                        if link == "hardlink":
+                            raise LinkUnsupported(f"cannot hard-link {digest} to {dest}") from None
+                try:
+                    src = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+                except FileNotFoundError:
+                    raise NotFound(f"blob of {digest} is missing from the store") from None
+                try:
+                    if size >= CHUNK:
+                        with open(target, "x+b") as dst:
+                            copy_verified(src, dst.fileno(), digest, size)
+                    else:
+                        data = read_whole(src, size)
+                        check_bytes(data, digest, size)
+                        write_new_file(target, data, mode)
+                        mode = None  # already set, on the open file
+                finally:
+                    os.close(src)
+            else:
+                if link == "hardlink":
+                    raise LinkUnsupported(f"{digest} is not stored as a file: cannot hard-link")
+                with self.open_blob(key, digest) as raw, open(target, "xb") as out:
+                    drain_verified(raw, digest, size, out.write)
+            if mode is not None:
+                os.chmod(target, mode)
+            if atomic:
+                os.rename(target, dest)
+        except BaseException:
+            target.unlink(missing_ok=True)
+            raise
+        return False
+
+
+def write_new_file(path: str | os.PathLike[str], data: bytes, mode: int | None = None) -> None:
+    """Create ``path`` (it must not exist) holding ``data``, with ``mode`` if given."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        if mode is not None:
+            os.fchmod(fd, mode)  # on the open file: no second path lookup
+    finally:
+        os.close(fd)

@@ -1,0 +1,190 @@
+"""Pull: bring back from a remote what the keep lacks, every blob re-hashed before it is
+recorded; trees bring their files along."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from sqlalchemy import select
+
+from ..backends import Backend
+from ..content import PACKED_MAX, ContentStore, Written
+from ..content.packs import TRAILER_SIZE, pack_pointer, read_table, table_length
+from ..digest import parse_digest
+from ..errors import IntegrityError, NotFound
+from ..index import contents, placements
+from ..progress import Progress, ProgressCallback
+from ..trees.format import TREE_FORMAT, tree_members
+from .registry import BATCH, WORKERS, TransferReport, get_remote
+
+__all__ = ["pull"]
+
+
+def pull(
+    store: ContentStore,
+    name: str,
+    digests: Iterable[str] | None = None,
+    progress: ProgressCallback | None = None,
+) -> TransferReport:
+    """Bring from remote ``name`` what the primary lacks: ``digests`` (trees with their
+    files), or everything the inventory says the remote holds. Every blob is re-hashed
+    on the way in and refused (:class:`IntegrityError`, nothing recorded) if it is not
+    the content its name promises."""
+    remote = get_remote(store, name)
+    source = remote.open()
+    report = TransferReport()
+    if digests is None:
+        with store.db.read("reading the remote inventory") as conn:
+            wanted = list(
+                conn.execute(
+                    select(placements.c.digest).where(placements.c.location == name)
+                ).scalars()
+            )
+    else:
+        wanted = [str(parse_digest(d)) for d in digests]
+    with store.leases.shared():
+        roots = _fetch(store, name, source, wanted, report, progress)
+        named = {d: m for d in roots if (m := _tree_members_of(store, d)) is not None}
+        trees = sorted(named)
+        members = sorted({m for listed in named.values() for m in listed})
+        _fetch(store, name, source, members, report, progress)
+        if trees:
+            store.db.transact(
+                "marking pulled trees",
+                lambda c: c.execute(
+                    contents.update().where(contents.c.digest.in_(trees)).values(kind="tree")
+                ),
+            )
+    return report
+
+
+def _record_blobs(store: ContentStore, batch: list[Written]) -> None:
+    store.record(batch)
+    batch.clear()
+
+
+def _tree_members_of(store: ContentStore, digest: str) -> list[str] | None:
+    """The digests a stored tree names, or None if the content is not a tree (only its
+    first bytes are read then, so a large blob is not loaded to find out)."""
+    with store.open(digest) as reader:
+        if reader.read(len(TREE_FORMAT) + 1) != f"{TREE_FORMAT}\n".encode():
+            return None
+    try:
+        return tree_members(store.get(digest), store.algorithm)
+    except IntegrityError:
+        return None
+
+
+def _fetch(
+    store: ContentStore,
+    name: str,
+    source: Backend,
+    digests: Sequence[str],
+    report: TransferReport,
+    progress: ProgressCallback | None,
+) -> list[str]:
+    """Copy ``digests`` the primary lacks from ``source``, verified; returns all of them."""
+    held = set(digests) - store.missing(digests)
+    lacking = [d for d in sorted(set(digests)) if d not in held]
+    unreadable: list[str] = []
+    where = _locate(store, name, source, lacking, unreadable)
+    singles = [[d] for d in lacking if "pack" not in where.get(d, {})]
+    by_pack: dict[str, list[str]] = {}
+    for d in lacking:
+        if "pack" in where.get(d, {}):
+            by_pack.setdefault(where[d]["pack"], []).append(d)
+
+    def fetch(unit: list[str]) -> list[Written]:
+        if len(unit) == 1 and "pack" not in where.get(unit[0], {}):
+            digest = unit[0]
+            key = where.get(digest, {}).get("key") or store.router(digest, {})
+            try:
+                raw = source.open(key)
+            except NotFound:
+                if unreadable:
+                    raise IntegrityError(
+                        f"{digest} is not on the remote as an object, and these packs are "
+                        f"unreadable: {'; '.join(unreadable)}; nothing was recorded"
+                    ) from None
+                raise
+            with raw:
+                return [_checked(store.write_stream(raw), digest, key)]
+        pack = where[unit[0]]["pack"]
+        start = min(where[d]["offset"] for d in unit)
+        end = max(where[d]["offset"] + where[d]["length"] for d in unit)
+        span = source.read(pack, start, end)  # one ranged request per pack
+        written: list[Written] = []
+        small: dict[str, bytes] = {}
+        for d in unit:
+            offset = where[d]["offset"] - start
+            data = span[offset : offset + where[d]["length"]]
+            if len(data) <= PACKED_MAX:  # verified here, then kept in a pack of ours
+                _check_named(store.hash_into(data, small), d, pack)
+            else:
+                written.append(_checked(store.write_bytes(data), d, pack))
+        return written + (store.write_pack(small) if small else [])
+
+    batch: list[Written] = []
+    # whatever arrived verified is recorded, even if a later blob fails
+    try:
+        with ThreadPoolExecutor(WORKERS) as pool:
+            for written_unit in pool.map(fetch, [*singles, *by_pack.values()]):
+                for written in written_unit:
+                    batch.append(written)
+                    report.transferred += 1
+                    report.nbytes += written.size
+                    if progress is not None:
+                        progress(Progress("pull", report.transferred, len(lacking), written.size))
+                if len(batch) >= BATCH:
+                    _record_blobs(store, batch)
+    finally:
+        _record_blobs(store, batch)
+    report.already += len(held)
+    return sorted(set(digests))
+
+
+def _checked(written: Written, digest: str, where: str) -> Written:
+    _check_named(written.digest, digest, where)
+    return written
+
+
+def _check_named(actual: str, digest: str, where: str) -> None:
+    if actual != digest:
+        raise IntegrityError(
+            f"remote object {where} does not hold {digest}: the bytes hash to "
+            f"{actual}; nothing was recorded"
+        )
+
+
+def _locate(
+    store: ContentStore,
+    name: str,
+    source: Backend,
+    digests: Sequence[str],
+    unreadable: list[str],
+) -> dict[str, dict[str, Any]]:
+    """Where each digest is on the remote: from the inventory, else from the tables of the
+    remote's packs (a keep that never pushed there has no inventory); a digest found in
+    neither is looked for under its usual key."""
+    found: dict[str, dict[str, Any]] = {}
+    for i in range(0, len(digests), BATCH):
+        query = select(placements.c.digest, placements.c.pointer).where(
+            placements.c.location == name, placements.c.digest.in_(digests[i : i + BATCH])
+        )
+        with store.db.read("reading the remote inventory") as conn:
+            found.update((d, json.loads(p)) for d, p in conn.execute(query))
+    if len(found) < len(set(digests)):
+        for info in source.list("packs/"):
+            try:
+                trailer = source.read(info.key, info.size - TRAILER_SIZE, info.size)
+                tail_start = info.size - TRAILER_SIZE - table_length(trailer)
+                table = read_table(info.size, source.read(info.key, tail_start, info.size))
+            except IntegrityError as exc:
+                unreadable.append(f"{info.key}: {exc}")  # it cannot serve; others still can
+                continue
+            for entry in table:
+                found.setdefault(entry.digest, pack_pointer(info.key, entry))
+    return found

@@ -1,0 +1,170 @@
+"""Push: copy to a remote what its inventory lacks, verified on the way out; small blobs
+travel in packs, large ones as objects of their own. The inventory is written only after
+the remote holds the blobs durably."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any
+
+from sqlalchemy import and_, exists, select
+from sqlalchemy.orm import aliased
+
+from ..backends import Backend, FileBackend
+from ..content import PRIMARY, ContentStore, Stored, key_of_pointer, pointer_of, verify_file
+from ..content.packs import PACK_LIMIT, PACKABLE, build_pack, pack_pointer
+from ..digest import parse_digest
+from ..errors import DatakeepError, NotFound
+from ..index import contents, placements
+from ..index.upsert import insert_ignore
+from ..progress import Progress, ProgressCallback
+from ..trees.format import tree_members
+from .registry import BATCH, WORKERS, TransferReport, get_remote
+
+__all__ = ["push"]
+
+
+def _with_members(store: ContentStore, digests: Iterable[str]) -> list[str]:
+    """The digests and, for trees, every file they name."""
+    wanted = {str(parse_digest(d)) for d in digests}
+    for item in store.stored(sorted(wanted)):
+        if item.kind == "tree":
+            wanted.update(tree_members(store.get(item.digest), store.algorithm))
+    missing = store.missing(wanted)
+    if missing:
+        raise NotFound(f"not in this keep: {', '.join(sorted(missing)[:3])}")
+    return sorted(wanted)
+
+
+def _unsent(store: ContentStore, name: str, digests: Sequence[str] | None) -> Iterator[Any]:
+    """(digest, size, kind, pointer) at the primary and not yet at remote ``name``."""
+    theirs = aliased(placements)
+    query = (
+        select(contents.c.digest, contents.c.size, contents.c.kind, placements.c.pointer)
+        .join(
+            placements,
+            and_(placements.c.digest == contents.c.digest, placements.c.location == PRIMARY),
+        )
+        .where(
+            ~exists().where(and_(theirs.c.digest == contents.c.digest, theirs.c.location == name))
+        )
+        .order_by(contents.c.digest)
+    )
+    parts = (
+        [None]
+        if digests is None
+        else [digests[i : i + BATCH] for i in range(0, len(digests), BATCH)]
+    )
+    for part in parts:
+        q = query if part is None else query.where(contents.c.digest.in_(part))
+        with store.db.read("finding what the remote lacks") as conn:
+            yield from conn.execute(q).all()
+
+
+def push(
+    store: ContentStore,
+    name: str,
+    digests: Iterable[str] | None = None,
+    progress: ProgressCallback | None = None,
+) -> TransferReport:
+    """Copy to remote ``name`` what it lacks: everything, or ``digests`` (trees with their
+    files). Only blobs the index does not already place there are sent."""
+    remote = get_remote(store, name)
+    target = remote.open()
+    chosen = None if digests is None else _with_members(store, digests)
+    report = TransferReport()
+    todo = list(_unsent(store, name, chosen))
+
+    large = threading.Semaphore(2)  # a staged large blob may be buffered whole
+
+    def send(unit: list[Any]) -> list[tuple[str, int, str, bool]]:
+        """Store one large blob as its own object, or a pack of small ones."""
+        if len(unit) == 1 and unit[0][1] > PACKABLE:
+            digest, size, _kind, pointer = unit[0]
+            key = key_of_pointer(pointer)
+            if store.files is not None and isinstance(target, FileBackend):
+                # file to file: verify the source, then copy in the kernel
+                source = store.files.path_of(key)
+                verify_file(source, digest, size)
+                return [(digest, size, pointer_of(key), target.ingest(key, source, "copy"))]
+            with large, store.open(digest) as reader, target.stage() as staged:
+                while chunk := reader.read(1 << 20):
+                    staged.write(chunk)
+                written = staged.commit(key)
+            return [(digest, size, pointer_of(key), written)]
+        # read by their keys, verified, each pack of the keep once
+        stored = [Stored(d, size, kind, key_of_pointer(pointer)) for d, size, kind, pointer in unit]
+        key, data, entries = build_pack(_verified(store.read_many(stored)))
+        written = target.create(key, data)  # content-addressed: the same pack if it exists
+        return [(e.digest, e.length, json.dumps(pack_pointer(key, e)), written) for e in entries]
+
+    recorded: list[dict[str, Any]] = []
+
+    def account(sent: list[tuple[str, int, str, bool]]) -> None:
+        for digest, size, pointer, written in sent:
+            row = {"digest": digest, "location": name, "backend": target.name}
+            recorded.append({**row, "pointer": pointer})
+            if written:
+                report.transferred += 1
+                report.nbytes += size
+            else:
+                report.already += 1
+            if progress is not None:
+                done = report.transferred + report.already
+                progress(Progress("push", done, len(todo), size))
+
+    flush = partial(_record_placements, target=target)
+    try:  # whatever reached the remote is recorded, even if a later object fails
+        with ThreadPoolExecutor(WORKERS) as pool:
+            for sent in pool.map(send, _units(todo)):
+                account(sent)
+                if len(recorded) >= BATCH:
+                    flush(store, recorded)
+    finally:
+        flush(store, recorded)
+    return report
+
+
+def _verified(read: Iterator[tuple[Stored, bytes | DatakeepError]]) -> Iterator[tuple[str, bytes]]:
+    """(digest, bytes) of what :meth:`ContentStore.read_many` gave; its first error raised."""
+    for item, data in read:
+        if isinstance(data, DatakeepError):
+            raise data
+        yield item.digest, data
+
+
+def _units(rows: list[Any]) -> Iterator[list[Any]]:
+    """Large blobs one by one; small ones grouped into packs of up to PACK_LIMIT bytes."""
+    pack: list[Any] = []
+    size = 0
+    for row in rows:
+        if row[1] > PACKABLE:
+            yield [row]
+            continue
+        pack.append(row)
+        size += row[1]
+        if size >= PACK_LIMIT:
+            yield pack
+            pack, size = [], 0
+    if pack:
+        yield pack
+
+
+def _record_placements(
+    store: ContentStore, rows: list[dict[str, Any]], target: Backend | None = None
+) -> None:
+    """The inventory: written only after the remote holds the blobs, durably (then
+    cleared)."""
+    if rows and isinstance(target, FileBackend):
+        target.sync()
+    if rows:
+        batch = sorted(rows, key=lambda r: r["digest"])
+        store.db.transact(
+            "recording the remote inventory",
+            lambda c: c.execute(insert_ignore(c, placements, ["digest", "location"]), batch),
+        )
+        rows.clear()

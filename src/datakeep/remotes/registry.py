@@ -1,0 +1,117 @@
+"""The remotes a keep knows: named directories or buckets that hold copies, registered
+in the index with the settings that re-create their backend (never credentials)."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from ..backends import Backend, LocalBackend, backend_for_location, open_backend
+from ..content import PRIMARY, ContentStore
+from ..errors import AlreadyExists, InvalidInput, NotFound
+from ..index import placements, remotes
+from ..index.upsert import insert_ignore
+
+__all__ = [
+    "BATCH",
+    "WORKERS",
+    "Remote",
+    "TransferReport",
+    "add_remote",
+    "get_remote",
+    "list_remotes",
+    "remove_remote",
+]
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
+# rows per inventory transaction, and transfers in flight at once
+BATCH = 500
+WORKERS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Remote:
+    """A named place that holds copies."""
+
+    name: str
+    backend: str
+    """Its permanent backend name, e.g. ``datakeep.s3@v1``."""
+    config: dict[str, Any]
+    """Settings that re-create the backend (never credentials)."""
+
+    @property
+    def location(self) -> str:
+        if self.backend == LocalBackend.name:
+            return str(self.config["root"])
+        return f"s3://{self.config['bucket']}/{self.config.get('prefix', '')}".rstrip("/")
+
+    def open(self) -> Backend:
+        return open_backend(self.backend, dict(self.config))
+
+
+@dataclass(slots=True)
+class TransferReport:
+    """What a push or pull moved."""
+
+    transferred: int = 0
+    """Blobs copied."""
+    nbytes: int = 0
+    """Bytes copied."""
+    already: int = 0
+    """Blobs the other side held already (recorded, not copied)."""
+
+
+def add_remote(
+    store: ContentStore, name: str, location: str, endpoint: str | None = None
+) -> Remote:
+    """Register a remote; the directory or bucket must be reachable."""
+    if not _NAME.match(name) or name == PRIMARY:
+        raise InvalidInput(f"invalid remote name {name!r}: letters, digits, '_', '.', '-'")
+    backend_name, config = backend_for_location(location, endpoint)
+    remote = Remote(name, backend_name, config)
+    list(remote.open().list("never/"))  # reachable? (a clear StorageError if not)
+    row = {
+        "name": name,
+        "backend": backend_name,
+        "config": json.dumps(config),
+        "created_at": time.time(),
+    }
+
+    def run(conn: Any) -> list[str]:
+        added = insert_ignore(conn, remotes, ["name"], returning=["name"])
+        return list(conn.execute(added, [row]).scalars())
+
+    if not store.db.transact("adding a remote", run):
+        raise AlreadyExists(f"a remote named {name!r} exists already")
+    return remote
+
+
+def list_remotes(store: ContentStore) -> list[Remote]:
+    with store.db.read("listing remotes") as conn:
+        rows = conn.execute(select(remotes).order_by(remotes.c.name)).all()
+    return [Remote(r.name, r.backend, json.loads(r.config)) for r in rows]
+
+
+def get_remote(store: ContentStore, name: str) -> Remote:
+    for remote in list_remotes(store):
+        if remote.name == name:
+            return remote
+    known = ", ".join(r.name for r in list_remotes(store)) or "none"
+    raise NotFound(f"no remote named {name!r} (known: {known})")
+
+
+def remove_remote(store: ContentStore, name: str) -> None:
+    """Forget a remote and its inventory; the remote's bytes are left as they are."""
+    get_remote(store, name)
+
+    def run(conn: Any) -> None:
+        conn.execute(delete(placements).where(placements.c.location == name))
+        conn.execute(delete(remotes).where(remotes.c.name == name))
+
+    store.db.transact("removing a remote", run)
