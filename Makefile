@@ -26,6 +26,7 @@ lint: env
 	$(RUN) ruff check src tests bench
 	$(RUN) ruff format --check src tests bench
 	$(RUN) mypy
+	$(RUN) lint-imports
 
 clean:
 	rm -rf .venv .tools bench/work

@@ -26,14 +26,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, bindparam, select, update
 
-from ..content import (
-    PRIMARY,
-    ContentStore,
-    Stored,
-    key_of_pointer,
-    pointer_of,
-    stored_as_file,
-)
+from ..content import PRIMARY, ContentStore, Stored, key_of_pointer, pointer_of, stored_as_file
 from ..content.packs import object_key, pack_member
 from ..errors import DatakeepError, IntegrityError, NotFound
 from ..index import contents, placements

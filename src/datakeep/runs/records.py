@@ -16,10 +16,7 @@ from ..errors import IndexFailure, InvalidInput, NotFound
 from ..index import IndexDatabase
 from ..index.upsert import insert_ignore, insert_or_add
 from ..keep import Keep
-from .models import (
-    RECORD_STATUSES,
-    Record,
-)
+from .models import RECORD_STATUSES, Record
 from .rows import (
     RecordRow,
     check_page,

@@ -12,14 +12,7 @@ from sqlalchemy import Connection, Row, func, select, update
 from ..digest import parse_digest
 from ..errors import InvalidInput, NotFound
 from .convert import check_id, from_json, from_micros, to_json, to_micros
-from .models import (
-    RECORD_STATUSES,
-    ExecutionJob,
-    MasterJob,
-    Project,
-    Record,
-    check_status,
-)
+from .models import RECORD_STATUSES, ExecutionJob, MasterJob, Project, Record, check_status
 from .schema import record_counts
 
 __all__ = [
