@@ -4,7 +4,7 @@ import os
 import secrets
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,8 @@ import pytest
 
 import datakeep
 from datakeep.keep import Keep
+
+from .s3server import S3Endpoint, s3  # noqa: F401  (the session fixture)
 
 POSTGRES_URL = os.environ.get(
     "DATAKEEP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -41,6 +43,22 @@ def new_postgres_schema(database_url: str) -> str:
 def keep(tmp_path: Path, index_url: str | None) -> Iterator[Keep]:
     with datakeep.init(tmp_path / "project", index=index_url) as k:
         yield k
+
+
+Where = Callable[[str], tuple[str, str | None]]
+
+
+@pytest.fixture(params=["directory", "s3"])
+def where(request: pytest.FixtureRequest, tmp_path: Path) -> Where:
+    """Where a remote lives: a fresh directory or a fresh bucket."""
+
+    def place(name: str) -> tuple[str, str | None]:
+        if request.param == "directory":
+            return str(tmp_path / f"remote-{name}"), None
+        endpoint: S3Endpoint = request.getfixturevalue("s3")
+        return f"s3://{endpoint.new_bucket()}/team", endpoint.url
+
+    return place
 
 
 def init_args(index_url: str | None) -> list[str]:

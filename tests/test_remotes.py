@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,23 +10,7 @@ import datakeep
 from datakeep.errors import AlreadyExists, IntegrityError, InvalidInput, NotFound
 from datakeep.keep import Keep
 
-from .conftest import run_cli
-from .s3server import S3Endpoint, s3  # noqa: F401  (the session fixture)
-
-Where = Callable[[str], tuple[str, str | None]]
-
-
-@pytest.fixture(params=["directory", "s3"])
-def where(request: pytest.FixtureRequest, tmp_path: Path) -> Where:
-    """Where a remote lives: a fresh directory or a fresh bucket."""
-
-    def place(name: str) -> tuple[str, str | None]:
-        if request.param == "directory":
-            return str(tmp_path / f"remote-{name}"), None
-        endpoint: S3Endpoint = request.getfixturevalue("s3")
-        return f"s3://{endpoint.new_bucket()}/team", endpoint.url
-
-    return place
+from .conftest import Where, run_cli
 
 
 def where_on_remote(keep: Keep, remote: str, digest: str) -> dict[str, object]:

@@ -23,7 +23,7 @@ from .progress import ProgressCallback
 if TYPE_CHECKING:
     from .maintenance import FsckReport, GcReport
     from .maintenance.verify import VerifyReport
-    from .remotes import TransferReport
+    from .remotes import RepairReport, TransferReport
 
 __all__ = ["AsyncKeep", "AsyncReader"]
 
@@ -150,11 +150,20 @@ class AsyncKeep:
         reader = await self._run(self.keep.open, digest)
         return AsyncReader(reader, self._run)
 
-    async def stream(self, digest: str, chunk_size: int = CHUNK) -> AsyncIterator[bytes]:
-        reader = await self.open_reader(digest)
-        async with reader:
-            while chunk := await reader.read(chunk_size):
-                yield chunk
+    async def stream(
+        self, digest: str, chunk_size: int = CHUNK, verify_first: bool = True
+    ) -> AsyncIterator[bytes]:
+        """As :meth:`Keep.stream`: by default nothing is handed out before the whole blob
+        is verified."""
+        if not verify_first:
+            reader = await self.open_reader(digest)
+            async with reader:
+                while chunk := await reader.read(chunk_size):
+                    yield chunk
+            return
+        chunks = await self._run(self.keep.stream, digest, chunk_size)
+        while (chunk := await self._run(next, chunks, _END)) is not _END:
+            yield chunk
 
     async def info(self, digest: str) -> Content:
         result: Content = await self._run(self.keep.info, digest)
@@ -184,14 +193,21 @@ class AsyncKeep:
         result: Content = await self._run(self.keep.export, digest, dest, link, progress)
         return result
 
-    async def verify(self, digest: str) -> Content:
-        result: Content = await self._run(self.keep.verify, digest)
+    async def verify(self, digest: str, shallow: bool = False) -> Content:
+        result: Content = await self._run(self.keep.verify, digest, shallow)
         return result
 
     async def verify_many(
-        self, digests: Iterable[str] | None = None, progress: ProgressCallback | None = None
+        self,
+        digests: Iterable[str] | None = None,
+        progress: ProgressCallback | None = None,
+        shallow: bool = False,
     ) -> VerifyReport:
-        result: VerifyReport = await self._run(self.keep.verify_many, digests, progress)
+        result: VerifyReport = await self._run(self.keep.verify_many, digests, progress, shallow)
+        return result
+
+    async def repair(self, progress: ProgressCallback | None = None) -> RepairReport:
+        result: RepairReport = await self._run(self.keep.repair, progress)
         return result
 
     async def pin(self, digest: str, note: str = "") -> None:

@@ -4,18 +4,17 @@ store, trees, remotes and maintenance; features build on it."""
 
 from __future__ import annotations
 
-import io
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
 from .backends import open_backend
-from .content import CHUNK, Content, ContentStore, LinkMode, Page, Router, fanout_key, tag_router
+from .content import Content, ContentStore, LinkMode, Page, Router, fanout_key, tag_router
 from .digest import DEFAULT_ALGORITHM, check_algorithm, parse_digest
-from .errors import AlreadyExists, IndexFailure, IntegrityError, InvalidInput, NotFound
+from .errors import IndexFailure, IntegrityError, InvalidInput, NotFound
 from .index import IndexDatabase, ensure_schema, recorded_algorithm
 from .keepdir import (
     CONFIG_FILE,
@@ -27,7 +26,7 @@ from .keepdir import (
     stat_cache_path,
 )
 from .progress import ProgressCallback
-from .trees.export import export_tree
+from .reads import MirroredReads
 from .trees.format import decode_tree
 from .trees.put import put_tree
 from .trees.scan import DirectoryScan
@@ -36,7 +35,7 @@ from .trees.statcache import StatCache
 if TYPE_CHECKING:
     from .maintenance import FsckReport, GcReport
     from .maintenance.verify import VerifyReport
-    from .remotes import Remote, TransferReport
+    from .remotes import Remote, RepairReport, TransferReport
 
 __all__ = ["KEEP_DIR", "Keep", "find_keep_dir", "init_keep"]
 
@@ -75,16 +74,14 @@ def init_keep(
         raise
 
 
-class Keep:
+class Keep(MirroredReads):
     """An open keep. Use :func:`datakeep.open` or :func:`datakeep.init` to get one."""
 
     def __init__(self, keep_dir: Path, router: Router | None = None) -> None:
         """``router`` chooses the backend key of new content from its digest and tags
         (default: the fan-out layout, or the keep's ``route_by`` tag)."""
         self.path = keep_dir
-        self.on_fallback: Callable[[str], None] | None = None
-        """Told (one line) whenever a read is served by a mirror because the primary
-        copy is missing or bad; the primary is never repaired behind your back."""
+        self.on_fallback = None
         config = read_config(keep_dir)
         self.algorithm = check_algorithm(config["algorithm"])
         self.db = IndexDatabase(index_url(keep_dir, config["index"]))
@@ -165,7 +162,7 @@ class Keep:
     ) -> Content:
         """A file with :meth:`put_file`, a directory with :meth:`put_tree`."""
         target = Path(path)
-        if target.is_dir() and not target.is_symlink():
+        if target.is_dir():  # a link to a directory given here is followed, as cp -r does
             return self.put_tree(target, tags, link, progress, scanned)
         if not target.exists() and not target.is_symlink():
             raise NotFound(f"no such file or directory: {target}")
@@ -179,47 +176,7 @@ class Keep:
         """Remove the named tags only; returns how many were removed."""
         return self.store.untag(digest, keys)
 
-    # -- reading -------------------------------------------------------------------------
-    def get(self, digest: str) -> bytes:
-        """The bytes of ``digest``, verified; from a mirror if the primary copy fails."""
-        try:
-            return self.store.get(digest)
-        except (NotFound, IntegrityError) as exc:
-            from .remotes import read_from_mirror
-
-            return self._fall_back(digest, exc, read_from_mirror)
-
-    def open(self, digest: str) -> io.BufferedReader:
-        """A binary reader that raises :class:`IntegrityError` before handing out bad bytes;
-        from a mirror if the primary copy is missing."""
-        try:
-            return self.store.open(digest)
-        except NotFound as exc:
-            from .remotes import open_from_mirror
-
-            return self._fall_back(digest, exc, open_from_mirror)
-
-    def _fall_back(
-        self, digest: str, failure: Exception, read: Callable[[ContentStore, str], tuple[str, T]]
-    ) -> T:
-        """Serve ``digest`` from a mirror, saying so; else raise the primary's failure."""
-        try:
-            mirror, result = read(self.store, str(parse_digest(digest)))
-        except NotFound:
-            raise failure from None
-        message = (
-            f"{digest} served from mirror {mirror!r}: the primary copy failed ({failure}); "
-            f"it was not repaired (see 'datakeep fsck', 'datakeep pull {mirror} {digest}')"
-        )
-        _log.warning(message)
-        if self.on_fallback is not None:
-            self.on_fallback(message)
-        return result
-
-    def stream(self, digest: str, chunk_size: int = CHUNK) -> Iterator[bytes]:
-        """Verified chunks of ``digest``."""
-        return self.store.stream(digest, chunk_size)
-
+    # -- lookups -------------------------------------------------------------------------
     def info(self, digest: str) -> Content:
         return self.store.info(digest)
 
@@ -236,33 +193,15 @@ class Keep:
         """Contents with all of ``tags``; page with ``after=page.next``."""
         return self.store.find(tags, kind, limit, after)
 
-    def export(
-        self,
-        digest: str,
-        dest: str | os.PathLike[str],
-        link: LinkMode = "copy",
-        progress: ProgressCallback | None = None,
-    ) -> Content:
-        """Write a blob to the file ``dest`` or a tree to the directory ``dest``, verified."""
-        info = self.store.info(digest)
-        target = Path(dest)
-        if info.kind == "tree":
-            # a file whose stored copy fails comes from a mirror, reported like a get
-            export_tree(self.store, digest, target, link, progress, fallback=self.get)
-            return info
-        if target.exists() or target.is_symlink():
-            raise AlreadyExists(f"{target} already exists")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self.store.export_file(self.store.key_of(digest), digest, info.size, target, link)
-        except (NotFound, IntegrityError) as exc:
-            from .remotes import read_from_mirror
+    @property
+    def on_repair(self) -> Callable[[str], None] | None:
+        """Told (one line) whenever a damaged stored copy is set aside and replaced by a
+        good one (a re-put, a pull, a repair); also logged as a warning."""
+        return self.store.on_repair
 
-            data = self._fall_back(digest, exc, read_from_mirror)
-            staging = target.with_name(f".{target.name}.datakeep-tmp")
-            staging.write_bytes(data)
-            staging.rename(target)
-        return info
+    @on_repair.setter
+    def on_repair(self, callback: Callable[[str], None] | None) -> None:
+        self.store.on_repair = callback
 
     # -- remotes -----------------------------------------------------------------------
     def add_remote(self, name: str, location: str, endpoint: str | None = None) -> Remote:
@@ -371,19 +310,38 @@ class Keep:
         return collect_garbage(self.store, grace_s, dry_run, progress)
 
     # -- verification --------------------------------------------------------------------
-    def verify(self, digest: str) -> Content:
-        """Re-hash one content; :class:`IntegrityError` or :class:`NotFound` if it is bad."""
+    def verify(self, digest: str, shallow: bool = False) -> Content:
+        """Re-hash one content, and every file of a tree unless ``shallow`` (then only
+        the manifest); :class:`IntegrityError` naming each bad path, or :class:`NotFound`."""
+        from .maintenance.verify import tree_problems
+
         info = self.store.verify(digest)
         if info.kind == "tree":
-            decode_tree(self.store.get(digest), self.algorithm)
+            entries = decode_tree(self.store.get(digest), self.algorithm)
+            problems = [] if shallow else tree_problems(self.store, digest, entries)
+            if problems:
+                bad = "; ".join(f"{p.path}: {p.error}".partition("/")[2] for p in problems[:20])
+                raise IntegrityError(f"tree {digest} has {len(problems)} bad file(s): {bad}")
         return info
 
     def verify_many(
         self,
         digests: Iterable[str] | None = None,
         progress: ProgressCallback | None = None,
+        shallow: bool = False,
     ) -> VerifyReport:
-        """Re-hash ``digests`` (default: everything); report problems instead of raising."""
+        """Re-hash ``digests`` (default: everything), each tree among ``digests`` with its
+        files unless ``shallow``; report problems instead of raising."""
         from .maintenance.verify import verify_contents
 
-        return verify_contents(self.store, digests, progress)
+        return verify_contents(self.store, digests, progress, shallow)
+
+    def repair(self, progress: ProgressCallback | None = None) -> RepairReport:
+        """Re-hash everything and fetch each missing or damaged content from the remotes,
+        verified (see :mod:`datakeep.remotes.repair`)."""
+        from .remotes import repair
+
+        report = repair(self.store, progress)
+        # the stat cache must not vouch for a file whose content was unrecoverable
+        self.stat_cache.forget({p.digest for p in report.unrecoverable})
+        return report

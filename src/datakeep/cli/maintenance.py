@@ -1,4 +1,4 @@
-"""``datakeep fsck``, ``gc``, ``pin`` and ``unpin``."""
+"""``datakeep fsck``, ``repair``, ``gc``, ``pin`` and ``unpin``."""
 
 from __future__ import annotations
 
@@ -39,8 +39,14 @@ def _size(nbytes: float) -> str:
     is_flag=True,
     help="Make the index say what is really there (never deletes bytes).",
 )
+@click.option(
+    "--repair",
+    "fetch",
+    is_flag=True,
+    help="First fetch every missing or damaged content from the remotes (as 'repair').",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def fsck(repair_index: bool, as_json: bool) -> None:
+def fsck(repair_index: bool, fetch: bool, as_json: bool) -> None:
     """Check the index against the blobs both ways and re-hash every blob.
 
     Reports missing and corrupted blobs, tree entries naming absent contents, and orphan
@@ -50,8 +56,14 @@ def fsck(repair_index: bool, as_json: bool) -> None:
     Example:
         datakeep fsck && datakeep fsck --repair-index --json
     """
-    with _open() as keep, _progress("fsck") as report:
-        result = keep.fsck(repair_index, report)
+    with _open() as keep:
+        if fetch:
+            with _progress("repair") as report:
+                repaired = keep.repair(report)
+            for digest, remote in sorted(repaired.repaired.items()):
+                click.echo(f"FETCHED {digest} from {remote}", err=as_json)
+        with _progress("fsck") as report:
+            result = keep.fsck(repair_index, report)
     if as_json:
         doc: dict[str, Any] = {
             "ok": result.ok,
@@ -81,6 +93,42 @@ def fsck(repair_index: bool, as_json: bool) -> None:
             f"{'ok' if result.ok else f'{problems} problem(s)'}: {result.checked} contents, "
             f"{_size(result.nbytes)} re-hashed; {len(result.orphans)} orphan blob(s) "
             f"({_size(orphan_bytes)}) for gc",
+            err=not result.ok,
+        )
+    if not result.ok:
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def repair(as_json: bool) -> None:
+    """Re-hash everything and fetch each missing or damaged content from the remotes.
+
+    A damaged copy is set aside under quarantine/ first; each fetched copy is verified.
+    Lists what no remote could give and exits 1 if anything is left.
+
+    \b
+    Example:
+        datakeep repair --json
+    """
+    with _open() as keep, _progress("repair") as report:
+        result = keep.repair(report)
+    if as_json:
+        doc = {
+            "ok": result.ok,
+            "checked": result.checked,
+            "repaired": [{"digest": d, "remote": r} for d, r in sorted(result.repaired.items())],
+            "unrecoverable": [{"digest": p.digest, "error": p.error} for p in result.unrecoverable],
+        }
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        for digest, remote in sorted(result.repaired.items()):
+            click.echo(f"FETCHED {digest} from {remote}")
+        for problem in result.unrecoverable:
+            click.echo(f"LOST {problem.digest}: {problem.error}")
+        state = "ok" if result.ok else f"{len(result.unrecoverable)} unrecoverable"
+        click.echo(
+            f"{state}: {result.checked} contents checked, {len(result.repaired)} fetched",
             err=not result.ok,
         )
     if not result.ok:

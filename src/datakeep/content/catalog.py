@@ -180,6 +180,15 @@ class Catalog:
             yield from page
             after = page[-1].digest
 
+    def without_local_copy(self) -> set[str]:
+        """Digests the index records with no primary copy: ``fsck --repair-index`` forgot
+        the local copy of a content that a remote still holds."""
+        primary = exists().where(
+            and_(placements.c.digest == contents.c.digest, placements.c.location == PRIMARY)
+        )
+        with self.db.read("finding contents without a local copy") as conn:
+            return set(conn.execute(select(contents.c.digest).where(~primary)).scalars())
+
     # -- tags ----------------------------------------------------------------------------
     def tag(self, digest: str, tag_map: Mapping[str, str]) -> None:
         checked = check_tags(tag_map)

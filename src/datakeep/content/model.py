@@ -16,6 +16,7 @@ __all__ = [
     "INLINE_MAX",
     "PACKED_MAX",
     "PRIMARY",
+    "QUARANTINE",
     "SMALL_FILE",
     "Content",
     "LinkMode",
@@ -41,6 +42,8 @@ PACKED_MAX = 64 << 10
 a file of its own costs a create, a link, an unlink and its share of a sync, several
 times what writing 64 KiB costs, and dominates the put of many small files."""
 PRIMARY = "primary"
+QUARANTINE = "quarantine/"
+"""Where damaged blobs are set aside: kept for inspection, never swept by gc."""
 
 LinkMode = Literal["copy", "hardlink", "auto"]
 Router = Callable[[str, Mapping[str, str]], str]
@@ -79,6 +82,8 @@ class Problem:
     """The content affected."""
     error: str
     """What is wrong with it."""
+    path: str | None = None
+    """Where a tree that was checked with its files names it (``<tree digest>/<path>``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..digest import hash_bytes, parse_digest
+from ..digest import DEFAULT_ALGORITHM, hash_bytes, parse_digest
 from ..errors import IntegrityError
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "is_pack_key",
     "member_key",
     "object_key",
+    "pack_digest",
     "pack_member",
     "pack_pointer",
     "read_table",
@@ -73,6 +74,11 @@ def build_pack(blobs: Iterable[tuple[str, bytes]]) -> tuple[str, bytes, list[Pac
 def pack_pointer(key: str, entry: PackEntry) -> dict[str, object]:
     """The placement pointer of a packed blob."""
     return {"pack": key, "offset": entry.offset, "length": entry.length}
+
+
+def pack_digest(key: str) -> str:
+    """The digest of the pack named ``key`` (as :func:`build_pack` names packs)."""
+    return f"{DEFAULT_ALGORITHM}:" + key.removeprefix("packs/").removesuffix(".pack")
 
 
 def is_pack_key(key: str) -> bool:

@@ -6,9 +6,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, bindparam, delete
 
-from ..index import contents, placements
+from ..index import contents, inline_blobs, placements
 from ..index import tags as tag_table
 from ..index.upsert import insert_ignore, insert_or_update
 
@@ -29,6 +29,9 @@ class IndexRows:
     contents: list[dict[str, Any]]
     placements: list[dict[str, Any]]
     tags: list[dict[str, Any]]
+    replace: bool = False
+    """Point the primary placements at these blobs even where the index holds another
+    copy (one found damaged): a repair, never a plain put."""
 
     def insert(self, dialect: str, execute: Execute) -> dict[str, float]:
         """Insert the rows (idempotent); the digests new to the index, with ``created_at``."""
@@ -42,7 +45,18 @@ class IndexRows:
             created = dict.fromkeys(
                 (row[0] for row in execute(new, self.contents)), self.created_at
             )
-        execute(insert_ignore(dialect, placements, ["digest", "location"]), self.placements)
+        if self.replace:
+            moved = insert_or_update(
+                dialect, placements, ["digest", "location"], ["backend", "pointer"]
+            )
+            execute(moved, self.placements)
+            # a copy kept in the index itself is replaced too, not left behind
+            execute(
+                delete(inline_blobs).where(inline_blobs.c.digest == bindparam("gone")),
+                [{"gone": row["digest"]} for row in self.placements],
+            )
+        else:
+            execute(insert_ignore(dialect, placements, ["digest", "location"]), self.placements)
         if self.tags:
             execute(insert_or_update(dialect, tag_table, ["digest", "key"], ["value"]), self.tags)
         return created

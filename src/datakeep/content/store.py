@@ -10,6 +10,8 @@ handing out wrong bytes.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -19,28 +21,33 @@ from sqlalchemy import Connection, bindparam, insert, select
 
 from ..backends import Backend, FileBackend
 from ..digest import new_hasher
-from ..errors import InvalidInput
+from ..errors import IntegrityError, InvalidInput, NotFound
 from ..index import IndexDatabase, Leases, contents, inline_blobs, placements
 from ..index.direct import DirectConnection, direct_connection
 from ..index.upsert import insert_ignore
 from .model import (
+    CHUNK,
     INLINE_BACKEND,
     INLINE_KEY,
     INLINE_MAX,
     PRIMARY,
+    QUARANTINE,
     Content,
     LinkMode,
     Router,
+    Stored,
     Written,
     check_tags,
 )
 from .packs import PACK_LIMIT
-from .pointers import fanout_key, key_of_pointer, pointer_of
+from .pointers import fanout_key, key_of_pointer, pointer_of, stored_as_file
 from .read import BlobReading
 from .rows import IndexRows, executor
 from .write import BlobWriting
 
 __all__ = ["ContentStore"]
+
+_log = logging.getLogger("datakeep")
 
 # compiled once and run straight through the driver, so every value is a named parameter
 _POINTER_AT = select(placements.c.pointer).where(
@@ -66,6 +73,57 @@ class ContentStore(BlobReading, BlobWriting):
         # checked once: a runtime Protocol isinstance costs 15 us, too much per file
         self.files: FileBackend | None = backend if isinstance(backend, FileBackend) else None
         self._reflink_ok = True  # flips off after the first refusal: no syscall per file
+        self.on_repair: Callable[[str], None] | None = None
+        """Told (one line) whenever a damaged stored copy is set aside and replaced."""
+
+    # -- healing -------------------------------------------------------------------------
+    def set_aside(self, item: Stored) -> str | None:
+        """Move a damaged blob out of the way: its bytes are copied under
+        :data:`QUARANTINE`, and a blob of its own is deleted so that a good copy can take
+        its key (a packed or inline copy stays; the good copy goes elsewhere). Returns the
+        quarantine key, or None if the blob is gone."""
+        whole = stored_as_file(item.key)
+        aside = QUARANTINE + (item.key if whole else fanout_key(item.digest, {}))
+        try:
+            with self.open_blob(item.key, item.digest) as raw, self.backend.stage() as staged:
+                while chunk := raw.read(CHUNK):
+                    staged.write(chunk)
+                staged.commit(aside)  # create-only: a copy set aside before is kept
+        except NotFound:
+            return None
+        if whole:
+            self.backend.delete(item.key)
+        return aside
+
+    def set_aside_if_bad(self, digest: str, size: int, key: str) -> bool:
+        """Before a good copy of ``digest`` is published at ``key``: True if the key is
+        free (or freed: the blob there failed its check and was set aside), False if a
+        good or unreadable copy holds it."""
+        return self.check_or_set_aside(Stored(digest, size, "blob", key)) in {
+            "gone",
+            "set aside",
+        }
+
+    def check_or_set_aside(self, item: Stored) -> str:
+        """Check a stored copy: ``good``, ``gone``, ``unreadable`` (left alone), or
+        ``set aside`` when it failed its digest (said through :meth:`report_repair`)."""
+        try:
+            self.check(item)
+        except NotFound:
+            return "gone"
+        except IntegrityError as exc:
+            aside = self.set_aside(item)
+            self.report_repair(f"{exc}; set aside as {aside}")
+            return "set aside"
+        except OSError:
+            return "unreadable"
+        return "good"
+
+    def report_repair(self, message: str) -> None:
+        """Log a repair (``datakeep`` logger, warning) and tell :attr:`on_repair`."""
+        _log.warning(message)
+        if self.on_repair is not None:
+            self.on_repair(message)
 
     def write_packs(self, blobs: Mapping[str, bytes]) -> list[Written]:
         """Store the ``blobs`` (digest -> bytes) that the index does not hold yet, in
@@ -95,16 +153,19 @@ class ContentStore(BlobReading, BlobWriting):
         tags: Mapping[str, str] | None = None,
         kind: str = "blob",
         conn: Connection | None = None,
+        replace: bool = False,
     ) -> dict[str, float]:
         """Make stored blobs durable, then add their index rows (idempotent). Returns the
-        digests that were new to the index, with their ``created_at``.
+        digests that were new to the index, with their ``created_at``. With ``replace``
+        the primary placements point at these blobs even where the index named another
+        copy: the good copies that replace damaged ones.
 
         The caller holds a shared lease (:attr:`leases`) from writing the blobs until
         this returns, so gc cannot sweep them in between.
         """
         if not written:
             return {}
-        rows = self._durable_rows(written, tags, kind)
+        rows = self._durable_rows(written, tags, kind, replace)
         if conn is not None:
             return rows.insert(conn.dialect.name, executor(conn))
         return self.db.transact(
@@ -112,7 +173,11 @@ class ContentStore(BlobReading, BlobWriting):
         )
 
     def _durable_rows(
-        self, written: Sequence[Written], tags: Mapping[str, str] | None, kind: str
+        self,
+        written: Sequence[Written],
+        tags: Mapping[str, str] | None,
+        kind: str,
+        replace: bool = False,
     ) -> IndexRows:
         """Sync the blobs to disk; the index rows that record them."""
         self.sync_blobs()
@@ -142,6 +207,7 @@ class ContentStore(BlobReading, BlobWriting):
                 for d in unique
                 for k in sorted(tag_map)
             ],
+            replace=replace,
         )
 
     def record_inline(self, conn: Connection, datas: Sequence[bytes]) -> list[str]:
@@ -238,7 +304,15 @@ class ContentStore(BlobReading, BlobWriting):
         if written.digest not in created:
             where = {"digest": written.digest, "location": PRIMARY}
             ((pointer,),) = direct.execute(_POINTER_AT, [where])
-            if key_of_pointer(pointer) != written.key:
+            kept = key_of_pointer(pointer)
+            if kept != written.key:
+                small = Stored(written.digest, written.size, "blob", kept)
+                # a damaged copy in a pack or the index is replaced by this put's good
+                # one; a whole file kept elsewhere (routed) is not read back here
+                if not stored_as_file(kept) and self.check_or_set_aside(small) == "set aside":
+                    replaced = dataclasses.replace(rows, tags=[], replace=True)
+                    replaced.insert(self.db.dialect, direct.execute)
+                    return created
                 # kept elsewhere already (in a pack, inline, or routed by other tags): no
                 # row names the blob this put wrote, so it goes now instead of waiting for
                 # gc; before the commit, which may end the lease

@@ -5,7 +5,7 @@ caller records what was written (:meth:`ContentStore.record`)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO, Literal
 
@@ -13,7 +13,7 @@ from ..backends import Backend, FileBackend
 from ..digest import Hasher, new_hasher
 from ..errors import InvalidInput, LinkUnsupported
 from .model import CHUNK, SMALL_FILE, LinkMode, Router, Written
-from .packs import build_pack, member_key
+from .packs import build_pack, member_key, pack_digest
 from .sources import check_unchanged, chunks, read_whole, source_file
 
 __all__ = ["BlobWriting"]
@@ -28,6 +28,10 @@ class BlobWriting:
     algorithm: str
     router: Router
     _reflink_ok: bool
+    set_aside_if_bad: Callable[[str, int, str], bool]
+    """Given the digest, size and key of a blob to publish whose key is taken: set the
+    copy there aside if it fails its digest and say so (True), else False. A damaged
+    copy then never blocks a good one: create-only publishing is retried once."""
 
     def _digest_of(self, hasher: Hasher) -> str:
         return f"{self.algorithm}:{hasher.hexdigest()}"
@@ -37,7 +41,8 @@ class BlobWriting:
         hasher.update(data)
         digest = self._digest_of(hasher)
         key = self.router(digest, tags or {})
-        self.backend.create(key, data)
+        if not self.backend.create(key, data) and self.set_aside_if_bad(digest, len(data), key):
+            self.backend.create(key, data)
         return Written(digest, len(data), key)
 
     def write_stream(
@@ -52,6 +57,8 @@ class BlobWriting:
                 size += len(chunk)
             digest = self._digest_of(hasher)
             key = self.router(digest, tags or {})
+            # checked before the commit: a stream cannot be read again to retry
+            self.set_aside_if_bad(digest, size, key)
             staged.commit(key)
         return Written(digest, size, key)
 
@@ -90,10 +97,12 @@ class BlobWriting:
         """Store ``size`` bytes of the open file ``fd`` copied in the kernel, named by the
         hash of the copy itself (the caller checks that the file did not change)."""
         assert self.files is not None
-        with self.files.stage() as staged:
-            digest, copied = staged.copy_from(fd, size, self.algorithm)
-            key = self.router(digest, tags or {})
-            staged.commit(key)
+        for _attempt in range(2):  # copies by offset: a second one needs no seek
+            with self.files.stage() as staged:
+                digest, copied = staged.copy_from(fd, size, self.algorithm)
+                key = self.router(digest, tags or {})
+                if staged.commit(key) or not self.set_aside_if_bad(digest, copied, key):
+                    break
         return Written(digest, copied, key)
 
     def read_small_file(
@@ -119,7 +128,11 @@ class BlobWriting:
         """Store ``blobs`` (digest -> bytes) as one pack, whatever the index holds; they
         are not yet recorded."""
         key, data, entries = build_pack(blobs.items())
-        self.backend.create(key, data)  # content-addressed: an existing pack is the same
+        # content-addressed: an existing pack is the same, unless it is damaged
+        if not self.backend.create(key, data) and self.set_aside_if_bad(
+            pack_digest(key), len(data), key
+        ):
+            self.backend.create(key, data)
         return [Written(e.digest, e.length, member_key(key, e.offset, e.length)) for e in entries]
 
     def blob_keys(self, prefix: str = "") -> Iterator[str]:
@@ -161,7 +174,9 @@ class BlobWriting:
             if how == "reflink" and not self._reflink_ok:
                 continue
             try:
-                files.ingest(key, path, how)
+                published = files.ingest(key, path, how)
+                if not published and self.set_aside_if_bad(digest, size, key):
+                    published = files.ingest(key, path, how)
             except LinkUnsupported:
                 if how == "reflink":
                     self._reflink_ok = False
@@ -171,7 +186,8 @@ class BlobWriting:
                 return None
             if os.stat(path).st_mtime_ns != before.st_mtime_ns:
                 # changed between hashing and linking: the blob may not match its name
-                self.backend.delete(key)
+                if published:
+                    self.backend.delete(key)
                 raise InvalidInput(f"{path} changed while it was being stored")
             return Written(digest, size, key)
         return None

@@ -31,15 +31,14 @@ from ..content import (
     Written,
     check_bytes,
     fanout_key,
-    stored_as_file,
 )
 from ..content.packs import is_pack_key, member_key, read_table
 from ..digest import parse_digest
-from ..errors import DatakeepError, IntegrityError, InvalidInput, NotFound
+from ..errors import DatakeepError, IntegrityError, InvalidInput
 from ..index import contents, placements
 from ..progress import Progress, ProgressCallback
 from ..trees.format import decode_tree
-from .gc import QUARANTINE, orphan_blobs
+from .gc import orphan_blobs
 
 __all__ = ["Dangling", "FsckReport", "fsck"]
 
@@ -124,16 +123,9 @@ def _forget(store: ContentStore, bad: Iterable[Stored], report: FsckReport) -> N
     """Drop the primary placement of missing or corrupted blobs (quarantining the
     corrupted bytes), and the content row when no placement is left."""
     for item in bad:
-        whole = stored_as_file(item.key)
-        aside = QUARANTINE + (item.key if whole else fanout_key(item.digest, {}))
-        try:
-            with store.open_blob(item.key, item.digest) as raw:
-                store.backend.create(aside, raw.read())
-            if whole:  # an inline blob goes with its row below, a pack keeps the others
-                store.backend.delete(item.key)
+        aside = store.set_aside(item)
+        if aside is not None:  # missing: nothing to set aside
             report.repairs.append(f"quarantined {item.digest} as {aside}")
-        except NotFound:
-            pass  # missing: nothing to set aside
 
         def drop(conn: Connection, digest: str = item.digest) -> None:
             conn.execute(

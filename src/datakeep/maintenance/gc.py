@@ -26,7 +26,15 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, bindparam, select, update
 
-from ..content import PRIMARY, ContentStore, Stored, key_of_pointer, pointer_of, stored_as_file
+from ..content import (
+    PRIMARY,
+    QUARANTINE,
+    ContentStore,
+    Stored,
+    key_of_pointer,
+    pointer_of,
+    stored_as_file,
+)
 from ..content.packs import object_key, pack_member
 from ..errors import DatakeepError, IntegrityError, NotFound
 from ..index import contents, placements
@@ -37,7 +45,6 @@ from .roots import root_providers
 __all__ = ["DEFAULT_GRACE_S", "QUARANTINE", "GcReport", "collect_garbage", "orphan_blobs"]
 
 DEFAULT_GRACE_S = 24 * 3600.0
-QUARANTINE = "quarantine/"
 """Key prefix of blobs fsck set aside as corrupted: never orphans, never swept."""
 _BATCH = 500
 

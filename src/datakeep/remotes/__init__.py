@@ -16,10 +16,12 @@ from .mirrors import mirrors_of, open_from_mirror, read_from_mirror
 from .pull import pull
 from .push import push
 from .registry import Remote, TransferReport, add_remote, get_remote, list_remotes, remove_remote
+from .repair import RepairReport, repair
 from .verify import verify_remote
 
 __all__ = [
     "Remote",
+    "RepairReport",
     "TransferReport",
     "add_remote",
     "get_remote",
@@ -30,5 +32,6 @@ __all__ = [
     "push",
     "read_from_mirror",
     "remove_remote",
+    "repair",
     "verify_remote",
 ]

@@ -14,7 +14,7 @@ from ..backends import Backend
 from ..content import PACKED_MAX, ContentStore, Written
 from ..content.packs import TRAILER_SIZE, pack_pointer, read_table, table_length
 from ..digest import parse_digest
-from ..errors import IntegrityError, NotFound
+from ..errors import IntegrityError, NotFound, StorageError
 from ..index import contents, placements
 from ..progress import Progress, ProgressCallback
 from ..trees.format import TREE_FORMAT, tree_members
@@ -29,13 +29,15 @@ def pull(
     digests: Iterable[str] | None = None,
     progress: ProgressCallback | None = None,
 ) -> TransferReport:
-    """Bring from remote ``name`` what the primary lacks: ``digests`` (trees with their
-    files), or everything the inventory says the remote holds. Every blob is re-hashed
-    on the way in and refused (:class:`IntegrityError`, nothing recorded) if it is not
-    the content its name promises."""
+    """Bring from remote ``name`` what this keep lacks or holds only damaged: ``digests``
+    (trees with their files), or everything the inventory says the remote holds.
+
+    A content the index records is wanted, not taken as here: its local copy is re-hashed,
+    and a missing or damaged one is fetched again (the damaged bytes set aside under
+    ``quarantine/``). Every blob is re-hashed on the way in and refused
+    (:class:`IntegrityError`, nothing recorded) if it is not the content its name
+    promises."""
     remote = get_remote(store, name)
-    source = remote.open()
-    report = TransferReport()
     if digests is None:
         with store.db.read("reading the remote inventory") as conn:
             wanted = list(
@@ -45,25 +47,54 @@ def pull(
             )
     else:
         wanted = [str(parse_digest(d)) for d in digests]
+    report = TransferReport()
     with store.leases.shared():
-        roots = _fetch(store, name, source, wanted, report, progress)
-        named = {d: m for d in roots if (m := _tree_members_of(store, d)) is not None}
-        trees = sorted(named)
-        members = sorted({m for listed in named.values() for m in listed})
-        _fetch(store, name, source, members, report, progress)
-        if trees:
-            store.db.transact(
-                "marking pulled trees",
-                lambda c: c.execute(
-                    contents.update().where(contents.c.digest.in_(trees)).values(kind="tree")
-                ),
-            )
+        pull_into(store, name, remote.open(), wanted, report, progress)
     return report
 
 
+def pull_into(
+    store: ContentStore,
+    name: str,
+    source: Backend,
+    digests: Sequence[str],
+    report: TransferReport,
+    progress: ProgressCallback | None,
+    failures: dict[str, str] | None = None,
+) -> None:
+    """Fetch ``digests`` and the files of the trees among them from remote ``name``
+    (``source``) where this keep lacks them or holds them damaged. With ``failures``, a
+    content that cannot be fetched is noted there (digest -> why) instead of raised.
+    The caller holds a shared lease."""
+    roots = _fetch(store, name, source, digests, report, progress, failures)
+    failed = failures or {}
+    named = {
+        d: m for d in roots if d not in failed and (m := _tree_members_of(store, d)) is not None
+    }
+    trees = sorted(named)
+    members = sorted({m for listed in named.values() for m in listed})
+    _fetch(store, name, source, members, report, progress, failures)
+    if trees:
+        store.db.transact(
+            "marking pulled trees",
+            lambda c: c.execute(
+                contents.update().where(contents.c.digest.in_(trees)).values(kind="tree")
+            ),
+        )
+
+
 def _record_blobs(store: ContentStore, batch: list[Written]) -> None:
-    store.record(batch)
+    # replace: a fetched copy takes the place of a damaged one the index still names
+    store.record(batch, replace=True)
     batch.clear()
+
+
+def _good_here(store: ContentStore, digests: Sequence[str]) -> set[str]:
+    """Those of ``digests`` whose local copy is recorded and passes its check; a damaged
+    copy is set aside so that the fetched one can take its place."""
+    return {
+        item.digest for item in store.stored(digests) if store.check_or_set_aside(item) == "good"
+    }
 
 
 def _tree_members_of(store: ContentStore, digest: str) -> list[str] | None:
@@ -85,9 +116,11 @@ def _fetch(
     digests: Sequence[str],
     report: TransferReport,
     progress: ProgressCallback | None,
+    failures: dict[str, str] | None = None,
 ) -> list[str]:
-    """Copy ``digests`` the primary lacks from ``source``, verified; returns all of them."""
-    held = set(digests) - store.missing(digests)
+    """Copy from ``source``, verified, those of ``digests`` that are not good here;
+    returns all of them. ``failures`` as for :func:`pull_into`."""
+    held = _good_here(store, digests)
     lacking = [d for d in sorted(set(digests)) if d not in held]
     unreadable: list[str] = []
     where = _locate(store, name, source, lacking, unreadable)
@@ -127,11 +160,20 @@ def _fetch(
                 written.append(_checked(store.write_bytes(data), d, pack))
         return written + (store.write_pack(small) if small else [])
 
+    def fetch_or_note(unit: list[str]) -> list[Written]:
+        try:
+            return fetch(unit)
+        except (NotFound, IntegrityError, StorageError) as exc:
+            assert failures is not None
+            failures.update(dict.fromkeys(unit, str(exc)))
+            return []
+
     batch: list[Written] = []
     # whatever arrived verified is recorded, even if a later blob fails
     try:
         with ThreadPoolExecutor(WORKERS) as pool:
-            for written_unit in pool.map(fetch, [*singles, *by_pack.values()]):
+            units = [*singles, *by_pack.values()]
+            for written_unit in pool.map(fetch if failures is None else fetch_or_note, units):
                 for written in written_unit:
                     batch.append(written)
                     report.transferred += 1

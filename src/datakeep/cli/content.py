@@ -1,0 +1,274 @@
+"""``datakeep put``, ``get``, ``cat``, ``ls``, ``info``, ``verify``, ``tag`` and ``untag``."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import click
+
+from ..errors import DatakeepError
+from . import LINK, _content_json, _open, _parse_pairs, _progress, cli
+
+__all__: list[str] = []
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(readable=False))
+@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Tag what is stored.")
+@click.option(
+    "--link",
+    type=LINK,
+    default="copy",
+    show_default=True,
+    help="copy; hardlink (shares the file and makes it read-only); auto "
+    "(reflink, else hardlink, else copy).",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per path.")
+def put(paths: tuple[str, ...], tags: tuple[str, ...], link: str, as_json: bool) -> None:
+    """Store files and directories; print each one's digest.
+
+    \b
+    Example:
+        datakeep put data/ model.pt --tag run=42
+    """
+    from ..keepdir import find_keep_dir
+    from ..trees.unchanged import look_up
+
+    tag_map = _parse_pairs(tags)
+    for path in paths:  # every argument is checked before anything is stored
+        _check_readable(path)
+    # an unchanged directory is answered without loading the index library; otherwise
+    # the full put reuses the reading of the directory made here
+    keep_dir = find_keep_dir(".")
+    found = [look_up(keep_dir, path) for path in paths]
+    if not tag_map and not as_json and all(f.digest is not None for f in found):
+        for f, path in zip(found, paths, strict=True):
+            click.echo(f"{f.digest}  {path}")
+        return
+    stored: list[str] = []
+    with _open() as keep:
+        for f, path in zip(found, paths, strict=True):
+            try:
+                with _progress(f"put {path}") as report:
+                    content = keep.put_path(path, tag_map, link, report, f.scanned)  # type: ignore[arg-type]
+            except DatakeepError as exc:
+                if not stored:
+                    raise
+                left = ", ".join(p for p in paths if p not in stored)
+                raise DatakeepError(
+                    f"{path}: {exc} (stored: {', '.join(stored)}; not stored: {left})"
+                ) from exc
+            stored.append(path)
+            if as_json:
+                click.echo(json.dumps({"path": path, **_content_json(content)}))
+            else:
+                click.echo(f"{content.digest}  {path}")
+
+
+def _check_readable(path: str) -> None:
+    """A clear error before anything is stored if ``path`` cannot be put (a link is
+    followed, as the put follows it)."""
+    from ..errors import InvalidInput, NotFound
+
+    if not os.path.lexists(path):
+        raise NotFound(f"no such file or directory: {path}")
+    if not os.path.exists(path):
+        raise NotFound(f"{path} is a symbolic link to nothing")
+    if not os.access(path, os.R_OK | (os.X_OK if os.path.isdir(path) else 0)):
+        raise InvalidInput(f"cannot read {path}: permission denied")
+
+
+@cli.command()
+@click.argument("digest")
+@click.argument("dest", required=False, type=click.Path())
+@click.option(
+    "--link",
+    type=LINK,
+    default="copy",
+    show_default=True,
+    help="copy, or hardlink files to the store (read-only, no extra space).",
+)
+def get(digest: str, dest: str | None, link: str) -> None:
+    """Write a file or a whole tree back to DEST, verified (default: ./<hex>; - for
+    standard output, verified before the first byte is written).
+
+    \b
+    Example:
+        datakeep get blake3:1f0c... restored/ --link hardlink
+    """
+    from ..digest import parse_digest
+
+    if dest == "-":
+        _write_out(digest, one_pass=False)
+        return
+    target = dest or parse_digest(digest).hex
+    with _open() as keep, _progress(f"get {target}") as report:
+        content = keep.export(digest, target, link, report)  # type: ignore[arg-type]
+    click.echo(f"{content.digest}  {target}")
+
+
+@cli.command()
+@click.argument("digest")
+@click.option(
+    "--stream",
+    "one_pass",
+    is_flag=True,
+    help="Read once and write as it reads: faster for a large blob, but a damaged one "
+    "may have written bytes before the error.",
+)
+def cat(digest: str, one_pass: bool) -> None:
+    """Write a blob's bytes to standard output, verified before the first byte is written.
+
+    \b
+    Example:
+        datakeep cat blake3:1f0c... | head
+    """
+    _write_out(digest, one_pass)
+
+
+def _write_out(digest: str, one_pass: bool) -> None:
+    out = sys.stdout.buffer
+    with _open() as keep:
+        for chunk in keep.stream(digest, verify_first=not one_pass):
+            out.write(chunk)
+    out.flush()
+
+
+@cli.command("ls")
+@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Only with this tag.")
+@click.option("--kind", type=click.Choice(["blob", "tree"]), help="Only blobs or only trees.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many.")
+@click.option("--after", metavar="DIGEST", help="Start after this digest (paging).")
+@click.option("--json", "as_json", is_flag=True, help="JSON Lines, one content per line.")
+def ls_(
+    tags: tuple[str, ...], kind: str | None, limit: int | None, after: str | None, as_json: bool
+) -> None:
+    """List stored contents, by digest.
+
+    \b
+    Example:
+        datakeep ls --tag stage=raw --kind tree --json
+    """
+    tag_map = _parse_pairs(tags)
+    shown = 0
+    with _open() as keep:
+        while limit is None or shown < limit:
+            page_size = 1000 if limit is None else min(1000, limit - shown)
+            page = keep.find(tag_map, kind, page_size, after)
+            for c in page.items:
+                if as_json:
+                    click.echo(json.dumps(_content_json(c)))
+                else:
+                    labels = ",".join(f"{k}={v}" for k, v in sorted(c.tags.items()))
+                    click.echo(f"{c.digest}  {c.size:>12}  {c.kind:<4}  {labels}".rstrip())
+            shown += len(page.items)
+            if page.next is None:
+                break
+            after = page.next
+
+
+@cli.command()
+@click.argument("digest")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
+def info(digest: str, as_json: bool) -> None:
+    """Show what the index knows of one content.
+
+    \b
+    Example:
+        datakeep info blake3:1f0c... --json
+    """
+    with _open() as keep:
+        content = keep.info(digest)
+    if as_json:
+        click.echo(json.dumps(_content_json(content), indent=2))
+        return
+    for key, value in _content_json(content).items():
+        click.echo(f"{key:<11} {value}")
+
+
+@cli.command()
+@click.argument("digests", nargs=-1)
+@click.option("--all", "everything", is_flag=True, help="Verify every stored content.")
+@click.option("--remote", metavar="NAME", help="Check what remote NAME holds instead.")
+@click.option("--rehash", is_flag=True, help="With --remote: download and re-hash every blob.")
+@click.option("--shallow", is_flag=True, help="A tree's manifest only, not its files.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def verify(
+    digests: tuple[str, ...],
+    everything: bool,
+    remote: str | None,
+    rehash: bool,
+    shallow: bool,
+    as_json: bool,
+) -> None:
+    """Re-hash stored contents (a tree with all its files); exit 1 and list each problem.
+
+    \b
+    Example:
+        datakeep verify --all
+    """
+    if remote is None and bool(digests) == everything:
+        raise click.UsageError("give DIGEST..., --all or --remote NAME")
+    with _open() as keep, _progress("verify") as report:
+        if remote is not None:
+            result = keep.verify_remote(remote, rehash, report)
+        else:
+            result = keep.verify_many(None if everything else digests, report, shallow)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "ok": result.ok,
+                    "checked": result.checked,
+                    "bytes": result.nbytes,
+                    "problems": [
+                        {"digest": p.digest, "error": p.error, "path": p.path}
+                        for p in result.problems
+                    ],
+                },
+                indent=2,
+            )
+        )
+    else:
+        for problem in result.problems:
+            where = "" if problem.error.startswith(problem.digest) else f"{problem.digest}: "
+            if problem.path is not None:
+                where = f"{problem.path} ({problem.digest}): "
+            click.echo(f"BAD {where}{problem.error}")
+        state = "ok" if result.ok else f"{len(result.problems)} problem(s)"
+        click.echo(
+            f"{state}: {result.checked} contents, {result.nbytes} bytes checked", err=not result.ok
+        )
+    if not result.ok:
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("digest")
+@click.argument("tags", nargs=-1, required=True, metavar="KEY=VALUE...")
+def tag(digest: str, tags: tuple[str, ...]) -> None:
+    """Add or change tags of stored content.
+
+    \b
+    Example:
+        datakeep tag blake3:1f0c... stage=clean owner=ana
+    """
+    with _open() as keep:
+        keep.tag(digest, _parse_pairs(tags))
+
+
+@cli.command()
+@click.argument("digest")
+@click.argument("keys", nargs=-1, required=True)
+def untag(digest: str, keys: tuple[str, ...]) -> None:
+    """Remove the named tags (only those) from stored content.
+
+    \b
+    Example:
+        datakeep untag blake3:1f0c... owner
+    """
+    with _open() as keep:
+        removed = keep.untag(digest, *keys)
+    click.echo(f"removed {removed} tag(s)")
