@@ -35,6 +35,8 @@ step datakeep put data --tag stage=clean
 step datakeep ls --tag stage=raw
 
 step datakeep verify --all
+step datakeep remote add backup "$work/backup"
+step datakeep push backup
 step datakeep get "$tree" restored --link hardlink
 cmp restored/model.bin data/model.bin && echo "(restored/model.bin is byte-identical)"
 cmp -s restored/shard0/rec000.bin data/shard0/rec000.bin \
@@ -49,12 +51,13 @@ set +e
 step datakeep verify --all
 echo "(exit code $?: verify names the damaged content)"
 step datakeep cat "$(datakeep ls --kind blob | sort -k2 -n | tail -n 1 | cut -d' ' -f1)" >/dev/null
-echo "(exit code $?: reads refuse to hand out wrong bytes)"
-step datakeep fsck --repair-index
-echo "(exit code $?: fsck found it, set the bad bytes aside under quarantine/ and dropped the row)"
+echo "(exit code $?: the damaged copy is never handed out; the bytes came from backup, verified, and it says so)"
+step datakeep verify "$tree"
+echo "(exit code $?: verifying the tree checks every file and names the damaged path)"
 set -e
-step datakeep put data --tag stage=clean
-echo "(re-putting the data stores the lost content again)"
+step datakeep repair
+echo "(repair set the bad bytes aside under quarantine/ and fetched a good copy from backup)"
+step datakeep verify --all
 step datakeep fsck
 step datakeep gc --dry-run --grace 0
 
