@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 import time
 
-from . import foundation, index, remotes, runs
+from . import files, foundation, index, remotes, runs
 from .common import INODE_REUSE_DELAY_S, WORK, empty_trash
 
 SUITES = {
@@ -16,6 +16,7 @@ SUITES = {
     "index": index.run,
     "runs": runs.run,
     "remotes": remotes.run,
+    "files": files.run,
 }
 
 

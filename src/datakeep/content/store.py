@@ -42,17 +42,20 @@ from .model import (
 from .packs import PACK_LIMIT
 from .pointers import fanout_key, key_of_pointer, pointer_of, stored_as_file
 from .read import BlobReading
-from .rows import IndexRows, executor
+from .rows import Execute, IndexRows, executor
 from .write import BlobWriting
 
 __all__ = ["ContentStore"]
 
 _log = logging.getLogger("datakeep")
 
-# compiled once and run straight through the driver, so every value is a named parameter
+# built once, so that the driver path (index/direct.py) compiles each once per dialect;
+# every value is a named parameter
 _POINTER_AT = select(placements.c.pointer).where(
     placements.c.digest == bindparam("digest"), placements.c.location == bindparam("location")
 )
+_INSERT_INLINE = insert(inline_blobs)
+_INSERT_PLACEMENT = insert(placements)
 
 
 class ContentStore(BlobReading, BlobWriting):
@@ -210,10 +213,12 @@ class ContentStore(BlobReading, BlobWriting):
             replace=replace,
         )
 
-    def record_inline(self, conn: Connection, datas: Sequence[bytes]) -> list[str]:
-        """Store small contents in the index, inside the caller's write transaction (the
-        caller holds a shared lease); returns their digests in order. Nothing touches the
-        disk but the index, so this is the fast path for many small payloads."""
+    def record_inline(self, execute: Execute, datas: Sequence[bytes]) -> list[str]:
+        """Store small contents in the index, inside the caller's write transaction (its
+        ``execute``: :func:`~datakeep.content.rows.executor` of a connection, or a
+        :class:`DirectConnection`'s; the caller holds a shared lease); returns their
+        digests in order. Nothing touches the disk but the index, so this is the fast path
+        for many small payloads."""
         if not datas:
             return []
         digests = []
@@ -227,22 +232,20 @@ class ContentStore(BlobReading, BlobWriting):
             digests.append(digest)
             new_rows[digest] = bytes(data)
         now = time.time()
-        ordered = sorted(new_rows)
-        created = set(
-            conn.execute(
-                insert_ignore(conn, contents, ["digest"], returning=["digest"]),
-                [
-                    {"digest": d, "size": len(new_rows[d]), "kind": "blob", "created_at": now}
-                    for d in ordered
-                ],
-            ).scalars()
+        dialect = self.db.dialect
+        created = execute(
+            insert_ignore(dialect, contents, ["digest"], returning=["digest"]),
+            [
+                {"digest": d, "size": len(new_rows[d]), "kind": "blob", "created_at": now}
+                for d in sorted(new_rows)
+            ],
         )
         if created:
-            fresh = sorted(created)
-            conn.execute(insert(inline_blobs), [{"digest": d, "data": new_rows[d]} for d in fresh])
+            fresh = sorted(row[0] for row in created)
+            execute(_INSERT_INLINE, [{"digest": d, "data": new_rows[d]} for d in fresh])
             pointer = pointer_of(INLINE_KEY)
-            conn.execute(
-                insert(placements),
+            execute(
+                _INSERT_PLACEMENT,
                 [
                     {
                         "digest": d,
@@ -260,7 +263,7 @@ class ContentStore(BlobReading, BlobWriting):
         one transaction; identical content already stored is not stored again."""
         with self.leases.shared():
             return self.db.transact(
-                "storing small contents", lambda c: self.record_inline(c, datas)
+                "storing small contents", lambda c: self.record_inline(executor(c), datas)
             )
 
     # -- the user-facing puts ----------------------------------------------------------

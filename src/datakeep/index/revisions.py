@@ -15,5 +15,6 @@ REVISIONS: tuple[str, ...] = (
     "0003_runs",
     "0004_inline_blobs",
     "0005_remotes",
+    "0006_files",
 )
 HEAD = REVISIONS[-1]

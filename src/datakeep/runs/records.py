@@ -12,6 +12,7 @@ from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
 from ..content import INLINE_MAX
+from ..content.rows import executor
 from ..errors import IndexFailure, InvalidInput, NotFound
 from ..index import IndexDatabase
 from ..index.upsert import insert_ignore, insert_or_add
@@ -72,7 +73,7 @@ class RecordLog:
         refs: dict[str, str] = {}
 
         def run(conn: Connection) -> None:
-            stored = self.keep.store.record_inline(conn, list(small.values()))
+            stored = self.keep.store.record_inline(executor(conn), list(small.values()))
             refs.update(zip(small, stored, strict=True))
             # in uid order: concurrent writers then lock rows in the same order
             _log_records(
