@@ -16,5 +16,6 @@ REVISIONS: tuple[str, ...] = (
     "0004_inline_blobs",
     "0005_remotes",
     "0006_files",
+    "0007_records",
 )
 HEAD = REVISIONS[-1]

@@ -1,0 +1,395 @@
+"""RecordStore: experiment records as self-describing directories, kept in a keep.
+
+A record is a row of the catalog (:mod:`.schema`) and a working directory under the
+keep's ``records/<uuid>/``, which holds datakeep's header files (``.datakeep-record``,
+``id.json``, ``model.json``, ``updated_at``, ``related/metadata.jsonl``) beside the user's
+files. ``commit`` stores the directory as a tree of the keep (each file checksummed,
+unchanged files not read again) and only then points the record at it, so the catalog
+never names a tree that is not stored; the keep's remotes receive it as mirrors.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid as uuids
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import Connection, delete, select, update
+
+from ..errors import InvalidInput, NotFound
+from ..index.upsert import insert_ignore
+from ..keep import Keep
+from ..maintenance.verify import VerifyReport
+from .errors import IndexCollision
+from .find import RecordPage, find_records
+from .formats import MISSING, load, save, write_atomically
+from .identity import canonical_json, identity_of
+from .paths import RECORD_FORMAT, inside
+from .reindex import reindex
+from .schema import records, relations
+
+__all__ = ["RecordInfo", "RecordStore"]
+
+DIED_AFTER_S = 90.0
+"""A running record whose heartbeat is older than this reads as died."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordInfo:
+    """What the catalog knows of one record."""
+
+    uuid: str
+    kind: str
+    identity: str
+    parent: str | None
+    predicate: str
+    config: Any
+    label: str | None
+    created_at: float
+    tree: str | None
+    """The tree of the directory as last committed; None until committed."""
+    updated_at: float | None
+    started_at: float | None
+    heartbeat_at: float | None
+    finished_at: float | None
+
+    @property
+    def state(self) -> str:
+        """``created``, ``running``, ``died`` (no heartbeat for 90 s) or ``finished``."""
+        if self.finished_at is not None:
+            return "finished"
+        if self.started_at is None:
+            return "created"
+        last = self.heartbeat_at or self.started_at
+        return "died" if time.time() - last > DIED_AFTER_S else "running"
+
+
+def info_of(row: Any) -> RecordInfo:
+    return RecordInfo(
+        row.uuid,
+        row.kind,
+        row.identity,
+        row.parent or None,
+        row.predicate,
+        row.config,
+        row.label,
+        row.created_at,
+        row.tree,
+        row.updated_at,
+        row.started_at,
+        row.heartbeat_at,
+        row.finished_at,
+    )
+
+
+class RecordStore:
+    """Records of a keep: ``RecordStore.open(".")`` or ``RecordStore(keep)``."""
+
+    def __init__(self, keep: Keep, owns_keep: bool = False) -> None:
+        self.keep = keep
+        self.db = keep.db
+        self._owns_keep = owns_keep
+
+    @classmethod
+    def open(cls, keep_or_path: Keep | str | os.PathLike[str] = ".") -> RecordStore:
+        """The records of the keep, or of the keep that holds the path (closed with the store)."""
+        if isinstance(keep_or_path, Keep):
+            return cls(keep_or_path)
+        import datakeep
+
+        return cls(datakeep.open(keep_or_path), owns_keep=True)
+
+    def close(self) -> None:
+        """Release the keep if this store opened it; idempotent."""
+        if self._owns_keep:
+            self._owns_keep = False
+            self.keep.close()
+
+    def __enter__(self) -> RecordStore:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- records ---------------------------------------------------------------------------
+    def create(
+        self,
+        kind: str,
+        config: Any,
+        parent: str | None = None,
+        predicate: str = "",
+        label: str | None = None,
+    ) -> str:
+        """The uuid of the record of ``kind`` with ``config`` under ``parent``: made now, or
+        the one that exists (from any thread, process or machine on this index). The same
+        identity with another kind or config is an :class:`IndexCollision`."""
+        if not isinstance(kind, str) or not kind:
+            raise InvalidInput("a record needs a kind, a non-empty string")
+        identity = identity_of(kind, config)
+        parent_id = "" if parent is None else self.resolve(parent)
+        row = {
+            "uuid": uuids.uuid4().hex,
+            "kind": kind,
+            "identity": identity,
+            "parent": parent_id,
+            "predicate": predicate,
+            "config": json.loads(canonical_json(config)),
+            "label": label,
+            "created_at": time.time(),
+            "hidden": False,
+        }
+
+        def insert(conn: Connection) -> str:
+            added = insert_ignore(
+                conn, records, ["parent", "identity", "predicate"], returning=["uuid"]
+            )
+            new = conn.execute(added, [row]).scalars().all()
+            if new:
+                return str(new[0])
+            existing = conn.execute(
+                select(records).where(
+                    records.c.parent == parent_id,
+                    records.c.identity == identity,
+                    records.c.predicate == predicate,
+                )
+            ).one()
+            if existing.kind != kind or canonical_json(existing.config) != canonical_json(config):
+                raise IndexCollision(
+                    f"record {existing.uuid} has identity {identity} with another kind or config"
+                )
+            return str(existing.uuid)
+
+        uuid = self.db.transact("creating a record", insert)
+        self._materialize(self.get(uuid))
+        return uuid
+
+    def get(self, uuid: str) -> RecordInfo:
+        """The catalog's row of the record ``uuid`` (or a unique prefix of it)."""
+        full = self.resolve(uuid)
+        with self.db.read("reading a record") as conn:
+            return info_of(conn.execute(select(records).where(records.c.uuid == full)).one())
+
+    def resolve(self, prefix: str) -> str:
+        """The uuid a unique prefix (at least 4 characters) names."""
+        if not isinstance(prefix, str) or len(prefix) < 4 or not prefix.isalnum():
+            raise InvalidInput(f"not a record id or a prefix of 4+ characters: {prefix!r}")
+        query = select(records.c.uuid).where(records.c.uuid.startswith(prefix.lower())).limit(2)
+        with self.db.read("resolving a record id") as conn:
+            found = conn.execute(query).scalars().all()
+        if not found:
+            raise NotFound(f"no record {prefix}")
+        if len(found) > 1:
+            raise InvalidInput(f"record id {prefix} is ambiguous: give more of it")
+        return str(found[0])
+
+    def contains(self, uuid: str) -> bool:
+        try:
+            self.resolve(uuid)
+        except NotFound:
+            return False
+        return True
+
+    def walk(self) -> Iterator[RecordInfo]:
+        """Every record of the catalog, oldest first."""
+        with self.db.read("listing records") as conn:
+            rows = conn.execute(
+                select(records).order_by(records.c.created_at, records.c.uuid)
+            ).all()
+        return (info_of(r) for r in rows)
+
+    def delete(self, uuid: str) -> bool:
+        """Remove the record, its relations and its working directory; gc then reclaims
+        its stored tree (a record's current tree is a gc root while it is listed)."""
+        try:
+            info = self.get(uuid)
+        except NotFound:
+            return False
+
+        def drop(conn: Connection) -> None:
+            conn.execute(delete(relations).where(relations.c.uuid == info.uuid))
+            conn.execute(delete(records).where(records.c.uuid == info.uuid))
+
+        self.db.transact("deleting a record", drop)
+        shutil.rmtree(self.directory(info.uuid), ignore_errors=True)
+        return True
+
+    # -- files -----------------------------------------------------------------------------
+    def directory(self, uuid: str) -> Path:
+        """The record's working directory (``records/<uuid>`` in the keep)."""
+        return self.keep.path / "records" / uuid
+
+    def save_file(self, uuid: str, relpath: str, data: Any) -> Path:
+        """Write ``data`` to ``relpath`` in the record's directory, atomically, in the format
+        its extension names (``.jsonl`` appends); :class:`UnsafePath` if it would leave it."""
+        root = self._working(uuid)
+        target = inside(root, relpath)
+        save(target, data)
+        return target
+
+    def load_file(self, uuid: str, relpath: str, default: Any = MISSING) -> Any:
+        """What :meth:`save_file` wrote; ``default`` only when the file does not exist."""
+        root = self._working(uuid)
+        return load(inside(root, relpath), default)
+
+    # -- durable home and mirrors ------------------------------------------------------------
+    def commit(self, uuid: str, mirror: bool = True) -> str:
+        """Store the record's directory as a tree and make it the record's current version;
+        with ``mirror``, every remote of the keep receives it. Returns the tree's digest."""
+        info = self.get(uuid)
+        root = self._working(info.uuid)
+        now = time.time()
+        write_atomically(root / "updated_at", repr(now).encode())
+        tree = self.keep.put_tree(root).digest
+
+        def point(conn: Connection) -> None:
+            conn.execute(
+                update(records).where(records.c.uuid == info.uuid).values(tree=tree, updated_at=now)
+            )
+
+        self.db.transact("committing a record", point)  # only now: the tree is stored
+        if mirror:
+            for remote in self.keep.remotes:
+                self.keep.push(remote.name, [tree])
+        return tree
+
+    update = commit
+
+    def retrieve(self, uuid: str, destination: str | os.PathLike[str]) -> Path:
+        """Write the record's committed directory to ``destination`` (which must not exist),
+        every file verified; a file whose home copy is missing or damaged comes from a
+        mirror, verified too."""
+        info = self.get(uuid)
+        if info.tree is None:
+            raise NotFound(f"record {info.uuid} was never committed")
+        self.keep.export(info.tree, destination)
+        return Path(destination)
+
+    def fetch(self, uuid: str, force: bool = False) -> Path:
+        """The working directory of the record, made from its committed version if there
+        is none (or, with ``force``, replacing the one there)."""
+        info = self.get(uuid)
+        root = self.directory(info.uuid)
+        if root.exists() and not force:
+            return root
+        if info.tree is None:
+            return self._working(info.uuid)
+        staging = root.with_name(f".{info.uuid}.fetching")
+        shutil.rmtree(staging, ignore_errors=True)
+        self.keep.export(info.tree, staging)
+        shutil.rmtree(root, ignore_errors=True)
+        os.rename(staging, root)
+        return root
+
+    # -- run state -------------------------------------------------------------------------
+    def mark(self, uuid: str, event: str) -> None:
+        """Record ``started``, ``heartbeat`` or ``finished`` now (a marker file and the row)."""
+        if event not in {"started", "heartbeat", "finished"}:
+            raise InvalidInput(f"no run state {event!r}: started, heartbeat or finished")
+        info = self.get(uuid)
+        now = time.time()
+        write_atomically(self._working(info.uuid) / f"{event}_at", repr(now).encode())
+        self.db.transact(
+            "marking a record",
+            lambda c: c.execute(
+                update(records).where(records.c.uuid == info.uuid).values({f"{event}_at": now})
+            ),
+        )
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _working(self, uuid: str) -> Path:
+        """The record's working directory, made (with its header files) if absent."""
+        root = self.directory(uuid)
+        if not (root / ".datakeep-record").exists():
+            return self._materialize(self.get(uuid))
+        return root
+
+    def _materialize(self, info: RecordInfo) -> Path:
+        root = self.directory(info.uuid)
+        root.mkdir(parents=True, exist_ok=True)
+        header = {
+            "uuid": info.uuid,
+            "kind": info.kind,
+            "identity": info.identity,
+            "parent": info.parent,
+            "predicate": info.predicate,
+            "label": info.label,
+            "created_at": info.created_at,
+        }
+        for name, value in (("id.json", header), ("model.json", info.config)):
+            if not (root / name).exists():
+                write_atomically(root / name, json.dumps(value, indent=2, sort_keys=True).encode())
+        if not (root / ".datakeep-record").exists():
+            write_atomically(root / ".datakeep-record", f"{RECORD_FORMAT}\n".encode())
+        return root
+
+    def _log_relation(self, uuid: str, name: str, other: str) -> None:
+        """Append the edge to the record's own log, once (the log is a set of lines)."""
+        log = self._working(uuid) / "related" / "metadata.jsonl"
+        line = {"name": name, "uuid": uuid, "related_uuid": other}
+        if line not in load(log, []):
+            save(log, line)
+
+    # -- the catalog -----------------------------------------------------------------------
+    def find(
+        self,
+        kind: str | None = None,
+        label: str | None = None,
+        parent: str | None = None,
+        config: Mapping[str, Any] | None = None,
+        limit: int = 100,
+        after: str | None = None,
+    ) -> RecordPage:
+        """Records that match, oldest first, ``limit`` at a time (``after=page.next``);
+        ``config={"lr": ("lte", 0.1), "model.depth": 4}`` compares values at JSON paths."""
+        parent_id = None if parent is None else self.resolve(parent)
+        rows, token = find_records(self.db, kind, label, parent_id, config, limit, after)
+        return RecordPage([info_of(r) for r in rows], token)
+
+    def reindex(self) -> int:
+        """Rebuild the catalog and the relations from the stored directories alone; the
+        number of records found. The private overlay stays as it is."""
+        return reindex(self.keep)
+
+    def verify(self) -> VerifyReport:
+        """Re-hash every file of every committed record; each missing or damaged one is a
+        problem naming its path."""
+        trees = [info.tree for info in self.walk() if info.tree is not None]
+        return self.keep.verify_many(trees)
+
+    # -- relations -------------------------------------------------------------------------
+    def relate(self, name: str, uuid: str, other: str) -> None:
+        """Record that ``uuid`` relates to ``other`` as ``name``; idempotent. The edge is
+        also kept in the record's directory, so it travels with it."""
+        if not isinstance(name, str) or not name or len(name) > 255:
+            raise InvalidInput(f"a relation needs a name of 1-255 characters, not {name!r}")
+        source, target = self.resolve(uuid), self.resolve(other)
+        self._log_relation(source, name, target)
+        row = {"uuid": source, "name": name, "other": target, "created_at": time.time()}
+        self.db.transact(
+            "relating records",
+            lambda c: c.execute(insert_ignore(c, relations, ["uuid", "name", "other"]), [row]),
+        )
+
+    def related(self, uuid: str, name: str | None = None, inverse: bool = False) -> list[str]:
+        """The uuids ``uuid`` relates to (as ``name``, or any), or with ``inverse`` those
+        that relate to it."""
+        full = self.resolve(uuid)
+        mine, theirs = (
+            (relations.c.other, relations.c.uuid)
+            if inverse
+            else (relations.c.uuid, relations.c.other)
+        )
+        query = select(theirs).where(mine == full).order_by(theirs)
+        if name is not None:
+            query = query.where(relations.c.name == name)
+        with self.db.read("reading relations") as conn:
+            return list(conn.execute(query).scalars())
