@@ -274,3 +274,73 @@ def test_async_twins(tmp_path: Path) -> None:
             assert (await records.verify()).ok
 
     asyncio.run(main())
+
+
+def test_ingest_merges_and_keeps_the_private_overlay(store: RecordStore, tmp_path: Path) -> None:
+    parent = store.create("train", {"lr": 0.1})
+    child = store.create("eval", {"split": "val"}, parent=parent)
+    store.relate("evaluates", child, parent)
+    store.save_file(child, "score.json", {"acc": 0.8})
+    store.upload(child, related=True)
+    copies = store.download(child, tmp_path / "moved", related=True)
+    assert sorted(c.name for c in copies) == sorted([child, parent])
+
+    other = RecordStore(datakeep.init(tmp_path / "elsewhere"))
+    # children before parents, twice: the same outcome
+    for _ in range(2):
+        assert other.ingest_directory(tmp_path / "moved" / child) == child
+        assert other.ingest_directory(tmp_path / "moved" / parent) == parent
+    assert other.get(child).parent == parent and other.related(child) == [parent]
+    assert other.load_file(child, "score.json") == {"acc": 0.8}
+
+    other.set_private(child, hidden=True, private={"note": "mine"})
+    other.save_file(child, "local-only.txt", "kept")
+    other.ingest_directory(tmp_path / "moved" / child)  # never deletes what is here
+    assert other.load_file(child, "local-only.txt") == "kept"
+    assert other.private(child) == {"hidden": True, "private": {"note": "mine"}}
+    assert [r.uuid for r in other.find(kind="eval").items] == []  # hidden
+    other.reindex()
+    assert other.private(child)["hidden"] is True
+    with pytest.raises(InvalidInput, match="not a record directory"):
+        other.ingest_directory(tmp_path)
+
+
+def test_records_move_to_another_machine_through_a_remote(
+    store: RecordStore, tmp_path: Path, where: Where
+) -> None:
+    lab = where("lab")
+    store.keep.add_remote("origin", *lab)
+    run = store.create("train", {"lr": 0.1})
+    store.save_file(run, "weights.npy", np.zeros(1000))
+    store.commit(run)  # pushed to the remote as it is committed
+
+    laptop = RecordStore(datakeep.init(tmp_path / "laptop"))
+    laptop.keep.add_remote("origin", *lab)
+    laptop.keep.pull("origin", everything=True)  # it never pushed there: listed
+    assert laptop.reindex() == 1
+    assert laptop.get(run).config == {"lr": 0.1}
+    assert laptop.load_file(run, "weights.npy").shape == (1000,)
+
+
+def test_records_commands(tmp_path: Path) -> None:
+    from .conftest import run_cli
+
+    lab = tmp_path / "lab"
+    with RecordStore(datakeep.init(lab)) as store:
+        a = store.create("train", {"model": {"depth": 4}})
+        b = store.create("train", {"model": {"depth": 2}})
+        store.relate("beats", a, b)
+        store.commit(a)
+        store.commit(b)
+    listed = json.loads(
+        run_cli("records", "ls", "--where", "model.depth>=3", "--json", cwd=lab).stdout
+    )
+    assert [r["uuid"] for r in listed] == [a]
+    assert json.loads(run_cli("records", "show", a[:8], "--json", cwd=lab).stdout)["uuid"] == a
+    assert run_cli("records", "related", a, cwd=lab).stdout.decode().split() == [b]
+    run_cli("records", "get", a, str(tmp_path / "out"), cwd=lab)
+    assert (tmp_path / "out" / "model.json").exists()
+    assert run_cli("records", "verify", cwd=lab).stdout.startswith(b"ok:")
+    assert run_cli("records", "reindex", cwd=lab).stdout == b"reindexed 2 record(s)\n"
+    bad = run_cli("records", "ls", "--where", "depth", cwd=lab, check=False)
+    assert bad.returncode == 2 and b"PATH OP VALUE" in bad.stderr

@@ -250,6 +250,9 @@ class AsyncKeep:
         remote: str | None = None,
         digests: Iterable[str] | None = None,
         progress: ProgressCallback | None = None,
+        everything: bool = False,
     ) -> TransferReport:
-        result: TransferReport = await self._run(self.keep.pull, remote, digests, progress)
+        result: TransferReport = await self._run(
+            self.keep.pull, remote, digests, progress, everything
+        )
         return result

@@ -248,11 +248,13 @@ class Keep(MirroredReads):
         remote: str | None = None,
         digests: Iterable[str] | None = None,
         progress: ProgressCallback | None = None,
+        everything: bool = False,
     ) -> TransferReport:
-        """Bring back, verified, what this keep lacks (``digests``, or all the remote holds)."""
+        """Bring back, verified, what this keep lacks or holds damaged: ``digests``, or all
+        its inventory of the remote lists, or with ``everything`` all the remote holds."""
         from .remotes import pull
 
-        return pull(self.store, self._remote_name(remote), digests, progress)
+        return pull(self.store, self._remote_name(remote), digests, progress, everything)
 
     def verify_remote(
         self, remote: str, rehash: bool = False, progress: ProgressCallback | None = None

@@ -90,15 +90,23 @@ def push(name: str | None, digests: tuple[str, ...]) -> None:
 @cli.command()
 @click.argument("name", required=False)
 @click.argument("digests", nargs=-1)
-def pull(name: str | None, digests: tuple[str, ...]) -> None:
-    """Bring back from remote NAME, verified, what this keep lacks.
+@click.option(
+    "--all",
+    "everything",
+    is_flag=True,
+    help="Everything the remote holds, found by listing it (for a keep that never pushed there).",
+)
+def pull(name: str | None, digests: tuple[str, ...], everything: bool) -> None:
+    """Bring back from remote NAME, verified, what this keep lacks or holds damaged.
 
     \b
     Example:
         datakeep pull backup blake3:1f0c...
     """
+    if everything and digests:
+        raise click.UsageError("give DIGEST... or --all, not both")
     with _open() as keep, _progress("pull") as report:
-        result = keep.pull(*_split(name, digests), progress=report)
+        result = keep.pull(*_split(name, digests), progress=report, everything=everything)
     click.echo(
         f"pulled {result.transferred} blob(s), {result.nbytes} bytes; {result.already} already here"
     )

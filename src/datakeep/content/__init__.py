@@ -21,7 +21,14 @@ from .model import (
     Stored,
     Written,
 )
-from .pointers import fanout_key, key_of_pointer, pointer_of, stored_as_file, tag_router
+from .pointers import (
+    digest_named_by,
+    fanout_key,
+    key_of_pointer,
+    pointer_of,
+    stored_as_file,
+    tag_router,
+)
 from .read import write_new_file
 from .store import ContentStore
 from .verify import VerifiedReader, check_bytes, drain_verified, verify_file
@@ -43,6 +50,7 @@ __all__ = [
     "VerifiedReader",
     "Written",
     "check_bytes",
+    "digest_named_by",
     "drain_verified",
     "fanout_key",
     "key_of_pointer",

@@ -6,10 +6,19 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Mapping
 
+from ..digest import parse_digest
+from ..errors import InvalidInput
 from .model import INLINE_KEY, Router
 from .packs import member_key, object_key, pack_member
 
-__all__ = ["fanout_key", "key_of_pointer", "pointer_of", "stored_as_file", "tag_router"]
+__all__ = [
+    "digest_named_by",
+    "fanout_key",
+    "key_of_pointer",
+    "pointer_of",
+    "stored_as_file",
+    "tag_router",
+]
 
 
 def pointer_of(key: str) -> str:
@@ -69,3 +78,18 @@ def tag_router(tag: str, routes: Collection[str]) -> Router:
         return f"{value}/{key}" if value in routes else key
 
     return route
+
+
+def digest_named_by(key: str) -> str | None:
+    """The digest a key of the default router names (``algo/ab/cdef...``, or that under
+    one route segment, as :func:`~datakeep.content.tag_router` writes), if it is one."""
+    for candidate in (key, key.partition("/")[2]):
+        algorithm, _, rest = candidate.partition("/")
+        digest = f"{algorithm}:{rest.replace('/', '')}"
+        try:
+            parse_digest(digest)
+        except InvalidInput:
+            continue
+        if fanout_key(digest, {}) == candidate:
+            return digest
+    return None

@@ -30,11 +30,10 @@ from ..content import (
     Stored,
     Written,
     check_bytes,
-    fanout_key,
+    digest_named_by,
 )
 from ..content.packs import is_pack_key, member_key, read_table
-from ..digest import parse_digest
-from ..errors import DatakeepError, IntegrityError, InvalidInput
+from ..errors import DatakeepError, IntegrityError
 from ..index import contents, placements
 from ..progress import Progress, ProgressCallback
 from ..trees.format import decode_tree
@@ -145,7 +144,7 @@ def _adopt(store: ContentStore, report: FsckReport) -> None:
     """Record orphans whose bytes are the content their key names."""
     left: list[tuple[str, int]] = []
     for key, size in report.orphans:
-        digest = _digest_named_by(key)
+        digest = digest_named_by(key)
         if digest is None or not digest.startswith(store.algorithm + ":"):
             left.append((key, size))
             continue
@@ -185,21 +184,6 @@ def _adopt_pack_members(store: ContentStore, report: FsckReport) -> bool:
             store.record(found)
             report.repairs.extend(f"recorded {w.digest} from the pack {pack}" for w in found)
     return bool(adopted)
-
-
-def _digest_named_by(key: str) -> str | None:
-    """The digest a key of the default router names (``algo/ab/cdef...``, or that under
-    one route segment, as :func:`~datakeep.content.tag_router` writes), if it is one."""
-    for candidate in (key, key.partition("/")[2]):
-        algorithm, _, rest = candidate.partition("/")
-        digest = f"{algorithm}:{rest.replace('/', '')}"
-        try:
-            parse_digest(digest)
-        except InvalidInput:
-            continue
-        if fanout_key(digest, {}) == candidate:
-            return digest
-    return None
 
 
 def _check_trees(store: ContentStore, trees: list[str], report: FsckReport) -> None:

@@ -13,7 +13,8 @@ from .aio import AsyncRecordStore
 from .errors import IndexCollision, UnsafePath
 from .find import RecordPage
 from .identity import canonical_json, identity_of
-from .store import RecordInfo, RecordStore
+from .model import RecordInfo
+from .store import RecordStore
 
 __all__ = [
     "AsyncRecordStore",

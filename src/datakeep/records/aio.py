@@ -15,7 +15,8 @@ from ..keep import Keep
 from ..maintenance.verify import VerifyReport
 from .find import RecordPage
 from .formats import MISSING
-from .store import RecordInfo, RecordStore
+from .model import RecordInfo
+from .store import RecordStore
 
 __all__ = ["AsyncRecordStore"]
 
@@ -76,6 +77,25 @@ class AsyncRecordStore:
 
     async def related(self, uuid: str, name: str | None = None, inverse: bool = False) -> list[str]:
         return await self._run(self.store.related, uuid, name, inverse)
+
+    async def upload(self, uuid: str, related: bool | int = True) -> list[str]:
+        return await self._run(self.store.upload, uuid, related)
+
+    async def download(
+        self, uuid: str, destination: str | os.PathLike[str], related: bool | int = True
+    ) -> list[Path]:
+        return await self._run(self.store.download, uuid, destination, related)
+
+    async def ingest_directory(self, directory: str | os.PathLike[str]) -> str:
+        return await self._run(self.store.ingest_directory, directory)
+
+    async def set_private(
+        self, uuid: str, hidden: bool | None = None, private: Mapping[str, Any] | None = None
+    ) -> None:
+        await self._run(self.store.set_private, uuid, hidden, private)
+
+    async def private(self, uuid: str) -> dict[str, Any]:
+        return await self._run(self.store.private, uuid)
 
     async def find(
         self,

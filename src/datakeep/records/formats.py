@@ -92,8 +92,9 @@ def load(path: Path, default: Any = MISSING) -> Any:
     return blob.decode() if suffix in _TEXT else blob
 
 
-def write_atomically(path: Path, blob: bytes) -> None:
-    """``path`` holding ``blob``, or unchanged: written beside it, synced, renamed."""
+def write_atomically(path: Path, blob: bytes, sync: bool = True) -> None:
+    """``path`` holding ``blob``, or unchanged: written beside it, synced (unless ``sync``
+    is False: for files that can be written again from the catalog), renamed."""
     temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
@@ -101,7 +102,8 @@ def write_atomically(path: Path, blob: bytes) -> None:
             view = memoryview(blob)
             while view:
                 view = view[os.write(fd, view) :]
-            os.fsync(fd)
+            if sync:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(temp, path)

@@ -16,7 +16,6 @@ import shutil
 import time
 import uuid as uuids
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -27,66 +26,17 @@ from ..errors import InvalidInput, NotFound
 from ..index.upsert import insert_ignore
 from ..keep import Keep
 from ..maintenance.verify import VerifyReport
+from . import linked
 from .errors import IndexCollision
 from .find import RecordPage, find_records
 from .formats import MISSING, load, save, write_atomically
 from .identity import canonical_json, identity_of
+from .model import RecordInfo, info_of
 from .paths import RECORD_FORMAT, inside
 from .reindex import reindex
 from .schema import records, relations
 
-__all__ = ["RecordInfo", "RecordStore"]
-
-DIED_AFTER_S = 90.0
-"""A running record whose heartbeat is older than this reads as died."""
-
-
-@dataclass(frozen=True, slots=True)
-class RecordInfo:
-    """What the catalog knows of one record."""
-
-    uuid: str
-    kind: str
-    identity: str
-    parent: str | None
-    predicate: str
-    config: Any
-    label: str | None
-    created_at: float
-    tree: str | None
-    """The tree of the directory as last committed; None until committed."""
-    updated_at: float | None
-    started_at: float | None
-    heartbeat_at: float | None
-    finished_at: float | None
-
-    @property
-    def state(self) -> str:
-        """``created``, ``running``, ``died`` (no heartbeat for 90 s) or ``finished``."""
-        if self.finished_at is not None:
-            return "finished"
-        if self.started_at is None:
-            return "created"
-        last = self.heartbeat_at or self.started_at
-        return "died" if time.time() - last > DIED_AFTER_S else "running"
-
-
-def info_of(row: Any) -> RecordInfo:
-    return RecordInfo(
-        row.uuid,
-        row.kind,
-        row.identity,
-        row.parent or None,
-        row.predicate,
-        row.config,
-        row.label,
-        row.created_at,
-        row.tree,
-        row.updated_at,
-        row.started_at,
-        row.heartbeat_at,
-        row.finished_at,
-    )
+__all__ = ["RecordStore"]
 
 
 class RecordStore:
@@ -169,14 +119,17 @@ class RecordStore:
             return str(existing.uuid)
 
         uuid = self.db.transact("creating a record", insert)
-        self._materialize(self.get(uuid))
+        self._working(uuid)
         return uuid
 
     def get(self, uuid: str) -> RecordInfo:
         """The catalog's row of the record ``uuid`` (or a unique prefix of it)."""
-        full = self.resolve(uuid)
+        full = uuid if len(uuid) == 32 else self.resolve(uuid)
         with self.db.read("reading a record") as conn:
-            return info_of(conn.execute(select(records).where(records.c.uuid == full)).one())
+            row = conn.execute(select(records).where(records.c.uuid == full)).first()
+        if row is None:
+            raise NotFound(f"no record {uuid}")
+        return info_of(row)
 
     def resolve(self, prefix: str) -> str:
         """The uuid a unique prefix (at least 4 characters) names."""
@@ -247,7 +200,7 @@ class RecordStore:
         info = self.get(uuid)
         root = self._working(info.uuid)
         now = time.time()
-        write_atomically(root / "updated_at", repr(now).encode())
+        write_atomically(root / "updated_at", repr(now).encode(), sync=False)  # in the tree now
         tree = self.keep.put_tree(root).digest
 
         def point(conn: Connection) -> None:
@@ -306,11 +259,15 @@ class RecordStore:
 
     # -- helpers ---------------------------------------------------------------------------
     def _working(self, uuid: str) -> Path:
-        """The record's working directory, made (with its header files) if absent."""
+        """The record's working directory; if absent, made from its committed version, or
+        with its header files only if it was never committed."""
         root = self.directory(uuid)
-        if not (root / ".datakeep-record").exists():
-            return self._materialize(self.get(uuid))
-        return root
+        if (root / ".datakeep-record").exists():
+            return root
+        info = self.get(uuid)
+        if info.tree is not None and not root.exists():
+            return self.fetch(info.uuid)
+        return self._materialize(info)
 
     def _materialize(self, info: RecordInfo) -> Path:
         root = self.directory(info.uuid)
@@ -324,19 +281,16 @@ class RecordStore:
             "label": info.label,
             "created_at": info.created_at,
         }
-        for name, value in (("id.json", header), ("model.json", info.config)):
+        files = {
+            "id.json": json.dumps(header, indent=2, sort_keys=True).encode(),
+            "model.json": json.dumps(info.config, indent=2, sort_keys=True).encode(),
+            ".datakeep-record": f"{RECORD_FORMAT}\n".encode(),  # last: it says "complete"
+        }
+        for name, blob in files.items():
             if not (root / name).exists():
-                write_atomically(root / name, json.dumps(value, indent=2, sort_keys=True).encode())
-        if not (root / ".datakeep-record").exists():
-            write_atomically(root / ".datakeep-record", f"{RECORD_FORMAT}\n".encode())
+                # not synced: the catalog holds all of it, and writes it again if lost
+                write_atomically(root / name, blob, sync=False)
         return root
-
-    def _log_relation(self, uuid: str, name: str, other: str) -> None:
-        """Append the edge to the record's own log, once (the log is a set of lines)."""
-        log = self._working(uuid) / "related" / "metadata.jsonl"
-        line = {"name": name, "uuid": uuid, "related_uuid": other}
-        if line not in load(log, []):
-            save(log, line)
 
     # -- the catalog -----------------------------------------------------------------------
     def find(
@@ -365,31 +319,56 @@ class RecordStore:
         trees = [info.tree for info in self.walk() if info.tree is not None]
         return self.keep.verify_many(trees)
 
-    # -- relations -------------------------------------------------------------------------
+    # -- relations and moving records (:mod:`.linked`) -------------------------------------
     def relate(self, name: str, uuid: str, other: str) -> None:
         """Record that ``uuid`` relates to ``other`` as ``name``; idempotent. The edge is
         also kept in the record's directory, so it travels with it."""
-        if not isinstance(name, str) or not name or len(name) > 255:
-            raise InvalidInput(f"a relation needs a name of 1-255 characters, not {name!r}")
-        source, target = self.resolve(uuid), self.resolve(other)
-        self._log_relation(source, name, target)
-        row = {"uuid": source, "name": name, "other": target, "created_at": time.time()}
-        self.db.transact(
-            "relating records",
-            lambda c: c.execute(insert_ignore(c, relations, ["uuid", "name", "other"]), [row]),
-        )
+        linked.relate(self, name, uuid, other)
 
     def related(self, uuid: str, name: str | None = None, inverse: bool = False) -> list[str]:
         """The uuids ``uuid`` relates to (as ``name``, or any), or with ``inverse`` those
         that relate to it."""
-        full = self.resolve(uuid)
-        mine, theirs = (
-            (relations.c.other, relations.c.uuid)
-            if inverse
-            else (relations.c.uuid, relations.c.other)
+        return linked.related(self, uuid, name, inverse)
+
+    def upload(self, uuid: str, related: bool | int = True) -> list[str]:
+        """Commit the record and, with ``related``, the records related to it either way
+        (``2``: transitively); the uuids committed."""
+        return linked.upload(self, uuid, related)
+
+    def download(
+        self, uuid: str, destination: str | os.PathLike[str], related: bool | int = True
+    ) -> list[Path]:
+        """Retrieve the record (and, with ``related``, its related records; ``2``:
+        transitively) as ``destination/<uuid>`` directories, verified."""
+        return linked.download(self, uuid, Path(destination), related)
+
+    def ingest_directory(self, directory: str | os.PathLike[str]) -> str:
+        """Import a record directory made elsewhere (retrieved, downloaded, copied): its
+        row, its relations and its files, merged into the working directory (nothing there
+        is deleted), then committed. Idempotent, in any order of parents and children."""
+        return linked.ingest_directory(self, Path(directory))
+
+    def set_private(
+        self, uuid: str, hidden: bool | None = None, private: Mapping[str, Any] | None = None
+    ) -> None:
+        """This keep's own overlay of a record: ``hidden`` from :meth:`find`, and
+        ``private`` JSON; never stored in the directory, kept by :meth:`reindex`."""
+        values: dict[str, Any] = {}
+        if hidden is not None:
+            values["hidden"] = hidden
+        if private is not None:
+            values["private"] = json.loads(canonical_json(private))
+        full = self.get(uuid).uuid
+        self.db.transact(
+            "setting a record's overlay",
+            lambda c: c.execute(update(records).where(records.c.uuid == full).values(values)),
         )
-        query = select(theirs).where(mine == full).order_by(theirs)
-        if name is not None:
-            query = query.where(relations.c.name == name)
-        with self.db.read("reading relations") as conn:
-            return list(conn.execute(query).scalars())
+
+    def private(self, uuid: str) -> dict[str, Any]:
+        """The overlay of a record: ``{"hidden": bool, "private": JSON or None}``."""
+        full = self.get(uuid).uuid
+        with self.db.read("reading a record's overlay") as conn:
+            row = conn.execute(
+                select(records.c.hidden, records.c.private).where(records.c.uuid == full)
+            ).one()
+        return {"hidden": bool(row.hidden), "private": row.private}

@@ -4,15 +4,22 @@ recorded; trees bring their files along."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy import select
 
 from ..backends import Backend
-from ..content import PACKED_MAX, ContentStore, Written
-from ..content.packs import TRAILER_SIZE, pack_pointer, read_table, table_length
+from ..content import PACKED_MAX, ContentStore, Written, digest_named_by
+from ..content.packs import (
+    TRAILER_SIZE,
+    PackEntry,
+    is_pack_key,
+    pack_pointer,
+    read_table,
+    table_length,
+)
 from ..digest import parse_digest
 from ..errors import IntegrityError, NotFound, StorageError
 from ..index import contents, placements
@@ -28,9 +35,11 @@ def pull(
     name: str,
     digests: Iterable[str] | None = None,
     progress: ProgressCallback | None = None,
+    everything: bool = False,
 ) -> TransferReport:
     """Bring from remote ``name`` what this keep lacks or holds only damaged: ``digests``
-    (trees with their files), or everything the inventory says the remote holds.
+    (trees with their files), or everything the inventory says the remote holds, or with
+    ``everything`` all the remote holds, found by listing it.
 
     A content the index records is wanted, not taken as here: its local copy is re-hashed,
     and a missing or damaged one is fetched again (the damaged bytes set aside under
@@ -38,7 +47,9 @@ def pull(
     (:class:`IntegrityError`, nothing recorded) if it is not the content its name
     promises."""
     remote = get_remote(store, name)
-    if digests is None:
+    if everything:
+        wanted = listed(store, remote.open())
+    elif digests is None:
         with store.db.read("reading the remote inventory") as conn:
             wanted = list(
                 conn.execute(
@@ -219,14 +230,31 @@ def _locate(
         with store.db.read("reading the remote inventory") as conn:
             found.update((d, json.loads(p)) for d, p in conn.execute(query))
     if len(found) < len(set(digests)):
-        for info in source.list("packs/"):
-            try:
-                trailer = source.read(info.key, info.size - TRAILER_SIZE, info.size)
-                tail_start = info.size - TRAILER_SIZE - table_length(trailer)
-                table = read_table(info.size, source.read(info.key, tail_start, info.size))
-            except IntegrityError as exc:
-                unreadable.append(f"{info.key}: {exc}")  # it cannot serve; others still can
-                continue
-            for entry in table:
-                found.setdefault(entry.digest, pack_pointer(info.key, entry))
+        for key, entry in _pack_tables(source, unreadable):
+            found.setdefault(entry.digest, pack_pointer(key, entry))
     return found
+
+
+def _pack_tables(source: Backend, unreadable: list[str]) -> Iterator[tuple[str, PackEntry]]:
+    """(pack key, entry) of every blob the remote's packs hold, by their own tables; a
+    pack whose table cannot be read is noted in ``unreadable`` (the others still serve)."""
+    for info in source.list("packs/"):
+        try:
+            trailer = source.read(info.key, info.size - TRAILER_SIZE, info.size)
+            tail_start = info.size - TRAILER_SIZE - table_length(trailer)
+            table = read_table(info.size, source.read(info.key, tail_start, info.size))
+        except IntegrityError as exc:
+            unreadable.append(f"{info.key}: {exc}")
+            continue
+        for entry in table:
+            yield info.key, entry
+
+
+def listed(store: ContentStore, source: Backend) -> list[str]:
+    """Every content the remote holds in this keep's algorithm, found by listing it (its
+    objects under their usual keys and its packs' tables): what a keep that never pushed
+    there can pull."""
+    found = {digest_named_by(info.key) for info in source.list("") if not is_pack_key(info.key)}
+    found.update(entry.digest for _, entry in _pack_tables(source, []))
+    prefix = store.algorithm + ":"
+    return sorted(d for d in found if d is not None and d.startswith(prefix))
