@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 import time
 
-from . import files, foundation, index, remotes, runs
+from . import files, foundation, index, records, remotes, runs
 from .common import INODE_REUSE_DELAY_S, WORK, empty_trash
 
 SUITES = {
@@ -17,6 +17,7 @@ SUITES = {
     "runs": runs.run,
     "remotes": remotes.run,
     "files": files.run,
+    "records": records.run,
 }
 
 

@@ -17,8 +17,12 @@ from sqlalchemy import (
     String,
     Table,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 
 from ..index.schema import DIGEST, metadata
+
+# JSONB on PostgreSQL: a filter on a config value reads it without parsing the text again
+JSON_VALUE = JSON().with_variant(JSONB(), "postgresql")
 
 __all__ = ["records", "relations"]
 
@@ -31,7 +35,7 @@ records = Table(
     # '' for none: a NULL would not take part in the unique index below
     Column("parent", String(32), nullable=False),
     Column("predicate", String(255), nullable=False),
-    Column("config", JSON, nullable=False),
+    Column("config", JSON_VALUE, nullable=False),
     Column("label", String(255)),
     Column("created_at", Float, nullable=False),
     # the tree of the directory as last committed, and when; NULL until committed
@@ -42,7 +46,7 @@ records = Table(
     Column("finished_at", Float),
     # the private overlay: this keep's own, never stored in the directory
     Column("hidden", Boolean, nullable=False, default=False),
-    Column("private", JSON),
+    Column("private", JSON_VALUE),
     # one record per (parent, identity, predicate), however many create it at once
     Index("ux_records_identity", "parent", "identity", "predicate", unique=True),
     Index("ix_records_kind_created", "kind", "created_at", "uuid"),

@@ -6,6 +6,9 @@ Revises: 0006_files
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
+
+JSON_VALUE = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 revision = "0007_records"
 down_revision = "0006_files"
@@ -21,7 +24,7 @@ def upgrade() -> None:
         sa.Column("identity", sa.String(160), nullable=False),
         sa.Column("parent", sa.String(32), nullable=False),
         sa.Column("predicate", sa.String(255), nullable=False),
-        sa.Column("config", sa.JSON, nullable=False),
+        sa.Column("config", JSON_VALUE, nullable=False),
         sa.Column("label", sa.String(255)),
         sa.Column("created_at", sa.Float, nullable=False),
         sa.Column("tree", sa.String(160)),
@@ -30,7 +33,7 @@ def upgrade() -> None:
         sa.Column("heartbeat_at", sa.Float),
         sa.Column("finished_at", sa.Float),
         sa.Column("hidden", sa.Boolean, nullable=False, server_default=sa.false()),
-        sa.Column("private", sa.JSON),
+        sa.Column("private", JSON_VALUE),
     )
     op.create_index(
         "ux_records_identity", "records_records", ["parent", "identity", "predicate"], unique=True
