@@ -142,6 +142,9 @@ def test_paths_cannot_leave_the_record(store: RecordStore, tmp_path: Path) -> No
     for relpath in ("../x", "/etc/passwd", "a/../../x", "a\x00b", "escape/x", "id.json", ""):
         with pytest.raises(UnsafePath):
             store.save_file(run, relpath, b"never written")
+    for bad_id in ("../../x", "/tmp", "a" * 32 + "/.."):
+        with pytest.raises(InvalidInput):
+            store.save_file(bad_id, "f.txt", "never written")
     assert list(outside.iterdir()) == []
     assert not (store.directory(run).parent / "x").exists()
     assert json.loads((store.directory(run) / "id.json").read_text())["uuid"] == run

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 import uuid as uuids
@@ -37,6 +38,8 @@ from .reindex import reindex
 from .schema import records, relations
 
 __all__ = ["RecordStore"]
+
+_UUID = re.compile(r"[0-9a-f]{32}")
 
 
 class RecordStore:
@@ -124,12 +127,17 @@ class RecordStore:
 
     def get(self, uuid: str) -> RecordInfo:
         """The catalog's row of the record ``uuid`` (or a unique prefix of it)."""
-        full = uuid if len(uuid) == 32 else self.resolve(uuid)
+        full = self._full(uuid)
         with self.db.read("reading a record") as conn:
             row = conn.execute(select(records).where(records.c.uuid == full)).first()
         if row is None:
             raise NotFound(f"no record {uuid}")
         return info_of(row)
+
+    def _full(self, uuid: str) -> str:
+        """``uuid`` if it is a whole one (32 lowercase hex digits), else what it resolves to:
+        never a string that could name a path outside ``records/``."""
+        return uuid if _UUID.fullmatch(uuid) else self.resolve(uuid)
 
     def resolve(self, prefix: str) -> str:
         """The uuid a unique prefix (at least 4 characters) names."""
@@ -178,7 +186,7 @@ class RecordStore:
     # -- files -----------------------------------------------------------------------------
     def directory(self, uuid: str) -> Path:
         """The record's working directory (``records/<uuid>`` in the keep)."""
-        return self.keep.path / "records" / uuid
+        return self.keep.path / "records" / self._full(uuid)
 
     def save_file(self, uuid: str, relpath: str, data: Any) -> Path:
         """Write ``data`` to ``relpath`` in the record's directory, atomically, in the format
@@ -261,7 +269,7 @@ class RecordStore:
     def _working(self, uuid: str) -> Path:
         """The record's working directory; if absent, made from its committed version, or
         with its header files only if it was never committed."""
-        root = self.directory(uuid)
+        root = self.directory(uuid)  # a checked uuid: a path inside records/
         if (root / ".datakeep-record").exists():
             return root
         info = self.get(uuid)
