@@ -423,3 +423,30 @@ def test_files_stored_by_a_worker_are_recorded_in_batches(
     # each file is in the index (and the stat cache) as soon as it is stored, so an
     # interrupted put resumes after it; then the tree itself
     assert batches == [1, 1, 1, 1, 1]
+
+
+def test_a_small_tree_kept_inline_is_the_tree_put_would_store(keep: Keep, tmp_path: Path) -> None:
+    from datakeep.content.rows import executor
+    from datakeep.trees.inline import read_small_tree
+
+    src = tmp_path / "small"
+    (src / "a" / "b").mkdir(parents=True)
+    (src / "empty").mkdir()
+    (src / "a" / "b" / "x.json").write_text('{"x": 1}')
+    (src / "top.txt").write_text("top")
+    (src / "same.txt").write_text("top")  # the same bytes twice
+    (src / "top.txt").chmod(0o600)
+    small = read_small_tree(keep.store, src)
+    assert small is not None
+    with keep.store.leases.shared():
+        inline = keep.db.transact("test", lambda c: small.record(keep.store, executor(c)))
+    assert keep.info(inline).kind == "tree"
+    keep.export(inline, tmp_path / "out")
+    assert (tmp_path / "out" / "a" / "b" / "x.json").read_text() == '{"x": 1}'
+    assert keep.put_tree(src).digest == inline  # the very manifest the tree put writes
+
+    (src / "big.bin").write_bytes(b"x" * (PACKED_MAX + 1))
+    assert read_small_tree(keep.store, src) is None
+    (src / "big.bin").unlink()
+    (src / "link").symlink_to("top.txt")
+    assert read_small_tree(keep.store, src) is None

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import BinaryIO
 
-from sqlalchemy import Connection, bindparam, insert, select
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from ..backends import Backend, FileBackend
 from ..digest import new_hasher
@@ -55,6 +55,7 @@ _POINTER_AT = select(placements.c.pointer).where(
     placements.c.digest == bindparam("digest"), placements.c.location == bindparam("location")
 )
 _INSERT_INLINE = insert(inline_blobs)
+_MAKE_TREE = update(contents).where(contents.c.digest == bindparam("tree")).values(kind="tree")
 _INSERT_PLACEMENT = insert(placements)
 
 
@@ -213,7 +214,9 @@ class ContentStore(BlobReading, BlobWriting):
             replace=replace,
         )
 
-    def record_inline(self, execute: Execute, datas: Sequence[bytes]) -> list[str]:
+    def record_inline(
+        self, execute: Execute, datas: Sequence[bytes], kind: str = "blob"
+    ) -> list[str]:
         """Store small contents in the index, inside the caller's write transaction (its
         ``execute``: :func:`~datakeep.content.rows.executor` of a connection, or a
         :class:`DirectConnection`'s; the caller holds a shared lease); returns their
@@ -236,10 +239,12 @@ class ContentStore(BlobReading, BlobWriting):
         created = execute(
             insert_ignore(dialect, contents, ["digest"], returning=["digest"]),
             [
-                {"digest": d, "size": len(new_rows[d]), "kind": "blob", "created_at": now}
+                {"digest": d, "size": len(new_rows[d]), "kind": kind, "created_at": now}
                 for d in sorted(new_rows)
             ],
         )
+        if kind == "tree":
+            execute(_MAKE_TREE, [{"tree": d} for d in sorted(new_rows)])
         if created:
             fresh = sorted(row[0] for row in created)
             execute(_INSERT_INLINE, [{"digest": d, "data": new_rows[d]} for d in fresh])

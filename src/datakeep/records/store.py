@@ -23,10 +23,12 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, select, update
 
+from ..content.rows import executor
 from ..errors import InvalidInput, NotFound
 from ..index.upsert import insert_ignore
 from ..keep import Keep
 from ..maintenance.verify import VerifyReport
+from ..trees.inline import read_small_tree
 from . import linked
 from .errors import IndexCollision
 from .find import RecordPage, find_records
@@ -209,14 +211,24 @@ class RecordStore:
         root = self._working(info.uuid)
         now = time.time()
         write_atomically(root / "updated_at", repr(now).encode(), sync=False)  # in the tree now
-        tree = self.keep.put_tree(root).digest
-
-        def point(conn: Connection) -> None:
-            conn.execute(
-                update(records).where(records.c.uuid == info.uuid).values(tree=tree, updated_at=now)
+        pointing = update(records).where(records.c.uuid == info.uuid)
+        small = read_small_tree(self.keep.store, root)
+        if small is None:
+            tree = self.keep.put_tree(root).digest
+            self.db.transact(  # only now: the tree is stored
+                "committing a record",
+                lambda c: c.execute(pointing.values(tree=tree, updated_at=now)),
             )
+        else:
+            # a small directory: its files, its tree and the pointer in one transaction
 
-        self.db.transact("committing a record", point)  # only now: the tree is stored
+            def point(conn: Connection) -> str:
+                stored = small.record(self.keep.store, executor(conn))
+                conn.execute(pointing.values(tree=stored, updated_at=now))
+                return stored
+
+            with self.keep.store.leases.shared():
+                tree = self.db.transact("committing a record", point)
         if mirror:
             for remote in self.keep.remotes:
                 self.keep.push(remote.name, [tree])
