@@ -25,6 +25,7 @@ from sqlalchemy import Connection, delete, select, update
 
 from ..content.rows import executor
 from ..errors import InvalidInput, NotFound
+from ..index import remotes as remote_rows
 from ..index.upsert import insert_ignore
 from ..keep import Keep
 from ..maintenance.verify import VerifyReport
@@ -215,23 +216,18 @@ class RecordStore:
         small = read_small_tree(self.keep.store, root)
         if small is None:
             tree = self.keep.put_tree(root).digest
-            self.db.transact(  # only now: the tree is stored
-                "committing a record",
-                lambda c: c.execute(pointing.values(tree=tree, updated_at=now)),
-            )
-        else:
-            # a small directory: its files, its tree and the pointer in one transaction
 
-            def point(conn: Connection) -> str:
-                stored = small.record(self.keep.store, executor(conn))
-                conn.execute(pointing.values(tree=stored, updated_at=now))
-                return stored
+        def point(conn: Connection) -> tuple[str, list[str]]:
+            """Point the record at its tree (for a small directory, stored right here: its
+            files, its tree and the pointer in one transaction); the remotes to mirror to."""
+            stored = tree if small is None else small.record(self.keep.store, executor(conn))
+            conn.execute(pointing.values(tree=stored, updated_at=now))
+            return stored, list(conn.execute(select(remote_rows.c.name)).scalars())
 
-            with self.keep.store.leases.shared():
-                tree = self.db.transact("committing a record", point)
-        if mirror:
-            for remote in self.keep.remotes:
-                self.keep.push(remote.name, [tree])
+        with self.keep.store.leases.shared():
+            tree, mirrors = self.db.transact("committing a record", point)
+        for name in mirrors if mirror else ():
+            self.keep.push(name, [tree])
         return tree
 
     update = commit
