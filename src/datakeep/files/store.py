@@ -63,7 +63,7 @@ class FileStore:
         ``root`` (created if absent), which must not hold a store yet."""
         check_name(name, "store name")
         keep, owns = _keep_at(root, create=True)
-        try:
+        with _closed_on_error(keep, owns):
             with keep.db.read("listing file stores") as conn:
                 existing = conn.execute(select(stores.c.name)).scalars().all()
             if owns and existing:
@@ -76,10 +76,6 @@ class FileStore:
 
             if not keep.db.transact("creating a file store", insert):
                 raise AlreadyExists(f"a file store named {name!r} exists already")
-        except BaseException:
-            if owns:
-                keep.close()
-            raise
         return cls(keep, name, owns_keep=owns)
 
     @classmethod
@@ -87,24 +83,16 @@ class FileStore:
         """The store ``name`` (or the only one) of the keep ``root`` or at the directory
         ``root``; :class:`NotAStoreError` if there is none."""
         keep, owns = _keep_at(root, create=False)
-        try:
+        with _closed_on_error(keep, owns):
             with keep.db.read("listing file stores") as conn:
                 names = list(conn.execute(select(stores.c.name).order_by(stores.c.name)).scalars())
-            if name is None:
-                if len(names) != 1:
-                    raise (
-                        NotAStoreError(f"{keep.path.parent} holds no file store")
-                        if not names
-                        else InvalidInput(f"name the store: {', '.join(names)}")
-                    )
-                name = names[0]
-            elif name not in names:
+            if not names:
+                raise NotAStoreError(f"{keep.path.parent} holds no file store")
+            if name is None and len(names) > 1:
+                raise InvalidInput(f"name the store: {', '.join(names)}")
+            if name is not None and name not in names:
                 raise NotAStoreError(f"no file store named {name!r} in {keep.path.parent}")
-        except BaseException:
-            if owns:
-                keep.close()
-            raise
-        return cls(keep, name, owns_keep=owns)
+        return cls(keep, name or names[0], owns_keep=owns)
 
     def close(self) -> None:
         """Release the keep if this store opened it; idempotent."""
@@ -269,6 +257,17 @@ def _hashes_of(data: bytes, algorithm: str) -> FileHashes:
         side.feed(data)
         md5, sha256 = side.result()
     return FileHashes(md5, sha256, hash_bytes(data, algorithm), len(data))
+
+
+@contextlib.contextmanager
+def _closed_on_error(keep: Keep, owns: bool) -> Iterator[None]:
+    """Close a keep the caller opened (``owns``) if what follows fails."""
+    try:
+        yield
+    except BaseException:
+        if owns:
+            keep.close()
+        raise
 
 
 def _keep_at(root: str | os.PathLike[str] | Keep, create: bool) -> tuple[Keep, bool]:
