@@ -165,3 +165,15 @@ def test_write_failure_mid_put_leaves_nothing(project: Path) -> None:
     assert run_cli("ls", cwd=project).stdout == b""
     digest = run_cli("put", "big.bin", cwd=project).stdout.split()[0].decode()
     assert digest == hash_bytes(big.read_bytes())
+
+
+def test_an_error_is_one_line_and_a_failed_init_leaves_nothing(tmp_path: Path) -> None:
+    unreachable = "postgresql://postgres@127.0.0.1:1/nope"
+    failed = run_cli("init", "--index", unreachable, cwd=tmp_path, check=False)
+    assert failed.returncode == 1 and failed.stdout == b""
+    lines = failed.stderr.decode().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("datakeep: error: ") and "refused" in lines[0]
+    assert list(tmp_path.iterdir()) == []  # no .datakeep/ left behind
+    verbose = run_cli("-v", "init", "--index", unreachable, cwd=tmp_path, check=False)
+    assert len(verbose.stderr.decode().splitlines()) > 1  # the driver's other lines
+    assert list(tmp_path.iterdir()) == []

@@ -189,11 +189,13 @@ def test_verify_remote_checks_the_inventory(keep: Keep, tmp_path: Path, where: W
     assert keep.verify_remote("backup").ok  # sizes alone cannot tell
     full = keep.verify_remote("backup", rehash=True)
     assert [p.digest for p in full.problems] == [b.digest] and full.checked == 3
+    # what verify found bad is dropped from the inventory: b is no longer checked
     pack = str(where_on_remote(keep, "backup", a.digest)["pack"])
     keep.remotes[0].open().delete(pack)
     gone = keep.verify_remote("backup")
-    assert sorted(p.digest for p in gone.problems) == sorted([a.digest, b.digest, c.digest])
+    assert sorted(p.digest for p in gone.problems) == sorted([a.digest, c.digest])
     assert all("missing from remote backup" in p.error for p in gone.problems)
+    assert gone.checked == 2
 
 
 def test_verify_remote_command(tmp_path: Path) -> None:
@@ -267,3 +269,70 @@ def keep_tree(keep: Keep, digest: str) -> list[datakeep.trees.TreeEntry]:
     from datakeep.trees import decode_tree
 
     return decode_tree(keep.get(digest), keep.algorithm)
+
+
+def _empty(keep: Keep, remote: str) -> None:
+    """What a bucket emptied behind the keep's back, or a server restarted empty, leaves."""
+    backend = next(r for r in keep.remotes if r.name == remote).open()
+    for info in list(backend.list("")):
+        backend.delete(info.key)
+
+
+def test_a_remote_that_lost_blobs_is_noticed_and_refilled(
+    keep: Keep, tmp_path: Path, where: Where
+) -> None:
+    keep.add_remote("r", *where("lost"))
+    tree = keep.put_tree(dataset(tmp_path / "data"))
+    loose = keep.put(b"a loose blob" * 1000)
+    first = keep.push("r")
+    _empty(keep, "r")
+    assert keep.push("r").transferred == 0  # the inventory still believes
+    report = keep.verify_remote("r")
+    assert len(report.problems) == first.transferred
+    assert all("the next push sends it again" in p.error for p in report.problems)
+    assert keep.push("r").transferred == first.transferred
+    assert keep.verify_remote("r", rehash=True).ok
+
+    _empty(keep, "r")
+    assert keep.push("r", verify=True).transferred == first.transferred  # no verify first
+    fresh = datakeep.init(tmp_path / "elsewhere")
+    fresh.add_remote("r", *next((r.location, r.config.get("endpoint")) for r in keep.remotes))
+    fresh.pull("r", [tree.digest, loose.digest])
+    assert fresh.verify_many().ok and fresh.get(loose.digest) == b"a loose blob" * 1000
+    fresh.close()
+
+
+def test_an_interrupted_push_then_an_emptied_remote_end_complete(
+    keep: Keep, tmp_path: Path, where: Where
+) -> None:
+    keep.add_remote("r", *where("cut"))
+    for i in range(6):
+        keep.put(bytes([i]) * (2 << 20))  # one object each
+    seen: list[object] = []
+
+    def cut(progress: object) -> None:
+        seen.append(progress)
+        if len(seen) == 3:
+            raise datakeep.StorageError("the endpoint went away mid-push")
+
+    with pytest.raises(datakeep.StorageError):
+        keep.push("r", progress=cut)
+    _empty(keep, "r")  # and came back empty
+    keep.push("r")  # what was never recorded
+    keep.verify_remote("r")  # what was recorded but lost: forgotten
+    keep.push("r")
+    final = keep.verify_remote("r", rehash=True)
+    assert final.ok and final.checked == 6
+
+
+def test_push_verify_command(tmp_path: Path) -> None:
+    run_cli("init", cwd=tmp_path)
+    (tmp_path / "f").write_bytes(b"x" * 100_000)
+    run_cli("put", "f", cwd=tmp_path)
+    run_cli("remote", "add", "r", str(tmp_path / "remote"), cwd=tmp_path)
+    run_cli("push", "r", cwd=tmp_path)
+    for path in (tmp_path / "remote").rglob("*"):
+        if path.is_file():
+            path.unlink()
+    assert b"pushed 0 blob(s)" in run_cli("push", "r", cwd=tmp_path).stdout
+    assert b"pushed 1 blob(s)" in run_cli("push", "r", "--verify", cwd=tmp_path).stdout

@@ -241,8 +241,9 @@ class AsyncKeep:
         remote: str | None = None,
         digests: Iterable[str] | None = None,
         progress: ProgressCallback | None = None,
+        verify: bool = False,
     ) -> TransferReport:
-        result: TransferReport = await self._run(self.keep.push, remote, digests, progress)
+        result: TransferReport = await self._run(self.keep.push, remote, digests, progress, verify)
         return result
 
     async def pull(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -65,12 +66,16 @@ def init_keep(
     ``routes={"model": "s3://models/team"}``, content put with ``kind=model`` is stored in
     the ``models`` bucket. A Python router can choose too (``Keep(..., router=)``).
     """
+    existed = (Path(path).resolve() / KEEP_DIR).exists()
     keep_dir = create_keep_dir(path, algorithm, index, blobs, endpoint, routes, route_by)
     try:
         return Keep(keep_dir)
     except BaseException:
-        # an unreachable or refused index: leave no keep.json behind that names it
-        (keep_dir / CONFIG_FILE).unlink()
+        # an unreachable or refused index: leave nothing behind that names it
+        if existed:
+            (keep_dir / CONFIG_FILE).unlink()
+        else:
+            shutil.rmtree(keep_dir, ignore_errors=True)
         raise
 
 
@@ -237,11 +242,13 @@ class Keep(MirroredReads):
         remote: str | None = None,
         digests: Iterable[str] | None = None,
         progress: ProgressCallback | None = None,
+        verify: bool = False,
     ) -> TransferReport:
-        """Copy what the remote lacks (everything, or ``digests`` with trees' files)."""
+        """Copy what the remote lacks (everything, or ``digests`` with trees' files); with
+        ``verify``, what its listing lacks though the inventory places it there too."""
         from .remotes import push
 
-        return push(self.store, self._remote_name(remote), digests, progress)
+        return push(self.store, self._remote_name(remote), digests, progress, verify)
 
     def pull(
         self,

@@ -27,13 +27,20 @@ LINK = click.Choice(["copy", "hardlink", "auto"])
 
 
 class _Group(click.Group):
-    """Turns datakeep errors into one line on stderr and a non-zero exit, no traceback."""
+    """Turns datakeep errors into one line on stderr and a non-zero exit, no traceback
+    (the lines a driver adds to its message only with ``-v``)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except DatakeepError as exc:
-            click.echo(f"datakeep: error: {exc}", err=True)
+            first, *rest = [line.strip() for line in str(exc).splitlines() if line.strip()] or [
+                type(exc).__name__
+            ]
+            click.echo(f"datakeep: error: {first}", err=True)
+            if ctx.params.get("verbose"):
+                for line in rest:
+                    click.echo(f"  {line}", err=True)
             ctx.exit(1)
         except BrokenPipeError:
             # a reader such as `head` went away; stop quietly like cat does
@@ -86,7 +93,8 @@ def _progress(label: str) -> Iterator[Any]:
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", "-V", prog_name="datakeep")
-def cli() -> None:
+@click.option("-v", "--verbose", is_flag=True, help="Print errors whole, not their first line.")
+def cli(verbose: bool) -> None:
     """datakeep: keep the files and records of your pipelines, verified.
 
     \b

@@ -72,15 +72,20 @@ def remote_rm(name: str) -> None:
 @cli.command()
 @click.argument("name", required=False)
 @click.argument("digests", nargs=-1)
-def push(name: str | None, digests: tuple[str, ...]) -> None:
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="List the remote first and send again what it lost, whatever the inventory says.",
+)
+def push(name: str | None, digests: tuple[str, ...], verify: bool) -> None:
     """Copy to remote NAME what it lacks: everything, or DIGESTS (trees with their files).
 
     \b
     Example:
-        datakeep push backup blake3:1f0c...
+        datakeep push backup blake3:1f0c... --verify
     """
     with _open() as keep, _progress("push") as report:
-        result = keep.push(*_split(name, digests), progress=report)
+        result = keep.push(*_split(name, digests), progress=report, verify=verify)
     click.echo(
         f"pushed {result.transferred} blob(s), {result.nbytes} bytes; "
         f"{result.already} already there"

@@ -4,27 +4,23 @@ recorded; trees bring their files along."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy import select
 
 from ..backends import Backend
-from ..content import PACKED_MAX, ContentStore, Written, digest_named_by
+from ..content import PACKED_MAX, ContentStore, Written
 from ..content.packs import (
-    TRAILER_SIZE,
-    PackEntry,
-    is_pack_key,
     pack_pointer,
-    read_table,
-    table_length,
 )
 from ..digest import parse_digest
 from ..errors import IntegrityError, NotFound, StorageError
 from ..index import contents, placements
 from ..progress import Progress, ProgressCallback
 from ..trees.format import TREE_FORMAT, tree_members
+from .listing import listed, pack_tables
 from .registry import BATCH, WORKERS, TransferReport, get_remote
 
 __all__ = ["pull"]
@@ -83,7 +79,7 @@ def pull_into(
         d: m for d in roots if d not in failed and (m := _tree_members_of(store, d)) is not None
     }
     trees = sorted(named)
-    members = sorted({m for listed in named.values() for m in listed})
+    members = sorted({m for names in named.values() for m in names})
     _fetch(store, name, source, members, report, progress, failures)
     if trees:
         store.db.transact(
@@ -230,31 +226,6 @@ def _locate(
         with store.db.read("reading the remote inventory") as conn:
             found.update((d, json.loads(p)) for d, p in conn.execute(query))
     if len(found) < len(set(digests)):
-        for key, entry in _pack_tables(source, unreadable):
+        for key, entry in pack_tables(source, unreadable):
             found.setdefault(entry.digest, pack_pointer(key, entry))
     return found
-
-
-def _pack_tables(source: Backend, unreadable: list[str]) -> Iterator[tuple[str, PackEntry]]:
-    """(pack key, entry) of every blob the remote's packs hold, by their own tables; a
-    pack whose table cannot be read is noted in ``unreadable`` (the others still serve)."""
-    for info in source.list("packs/"):
-        try:
-            trailer = source.read(info.key, info.size - TRAILER_SIZE, info.size)
-            tail_start = info.size - TRAILER_SIZE - table_length(trailer)
-            table = read_table(info.size, source.read(info.key, tail_start, info.size))
-        except IntegrityError as exc:
-            unreadable.append(f"{info.key}: {exc}")
-            continue
-        for entry in table:
-            yield info.key, entry
-
-
-def listed(store: ContentStore, source: Backend) -> list[str]:
-    """Every content the remote holds in this keep's algorithm, found by listing it (its
-    objects under their usual keys and its packs' tables): what a keep that never pushed
-    there can pull."""
-    found = {digest_named_by(info.key) for info in source.list("") if not is_pack_key(info.key)}
-    found.update(entry.digest for _, entry in _pack_tables(source, []))
-    prefix = store.algorithm + ":"
-    return sorted(d for d in found if d is not None and d.startswith(prefix))

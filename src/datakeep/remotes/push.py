@@ -23,7 +23,8 @@ from ..index import contents, placements
 from ..index.upsert import insert_ignore
 from ..progress import Progress, ProgressCallback
 from ..trees.format import tree_members
-from .registry import BATCH, WORKERS, TransferReport, get_remote
+from .listing import listed
+from .registry import BATCH, WORKERS, TransferReport, forget_held, get_remote
 
 __all__ = ["push"]
 
@@ -70,11 +71,16 @@ def push(
     name: str,
     digests: Iterable[str] | None = None,
     progress: ProgressCallback | None = None,
+    verify: bool = False,
 ) -> TransferReport:
     """Copy to remote ``name`` what it lacks: everything, or ``digests`` (trees with their
-    files). Only blobs the index does not already place there are sent."""
+    files). Only blobs the index does not already place there are sent; with ``verify``,
+    the remote is listed first and what the inventory places there but the listing lacks
+    is sent again."""
     remote = get_remote(store, name)
     target = remote.open()
+    if verify:
+        _trust_the_listing(store, name, target)
     chosen = None if digests is None else _with_members(store, digests)
     report = TransferReport()
     todo = list(_unsent(store, name, chosen))
@@ -127,6 +133,17 @@ def push(
     finally:
         flush(store, recorded)
     return report
+
+
+def _trust_the_listing(store: ContentStore, name: str, target: Backend) -> None:
+    """Drop the inventory rows of what remote ``name`` does not list (lost since)."""
+    present = set(listed(store, target))
+    with store.db.read("reading the remote inventory") as conn:
+        placed = conn.execute(
+            select(placements.c.digest).where(placements.c.location == name)
+        ).scalars()
+        gone = [d for d in placed if d not in present]
+    forget_held(store, name, gone)
 
 
 def _verified(read: Iterator[tuple[Stored, bytes | DatakeepError]]) -> Iterator[tuple[str, bytes]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ __all__ = [
     "Remote",
     "TransferReport",
     "add_remote",
+    "forget_held",
     "get_remote",
     "list_remotes",
     "remove_remote",
@@ -115,3 +117,21 @@ def remove_remote(store: ContentStore, name: str) -> None:
         conn.execute(delete(remotes).where(remotes.c.name == name))
 
     store.db.transact("removing a remote", run)
+
+
+def forget_held(store: ContentStore, name: str, digests: Iterable[str]) -> int:
+    """Drop the inventory rows saying remote ``name`` holds ``digests`` (found missing or
+    bad there), so the next push sends them again; how many were dropped."""
+    wanted = sorted(set(digests))
+
+    def run(conn: Any) -> int:
+        dropped = 0
+        for i in range(0, len(wanted), BATCH):
+            dropped += conn.execute(
+                delete(placements).where(
+                    placements.c.location == name, placements.c.digest.in_(wanted[i : i + BATCH])
+                )
+            ).rowcount
+        return dropped
+
+    return store.db.transact("correcting the remote inventory", run) if wanted else 0
