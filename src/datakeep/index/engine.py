@@ -11,11 +11,14 @@ Two rules make many writers safe:
 
 from __future__ import annotations
 
+import os
 import random
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -41,6 +44,8 @@ _WRITE = "datakeep_write"
 # A pooled PostgreSQL connection idle for longer is pinged before it is used again.
 _PING_AFTER_IDLE_S = 1.0
 _RETURNED_AT = "datakeep_returned_at"
+# A disk with less free space than this counts as full when SQLite fails to open a file.
+_FULL_BELOW = 1 << 20
 _BUSY_MARKERS = (
     "database is locked",
     "database table is locked",
@@ -58,6 +63,11 @@ def _driver_error(exc: BaseException) -> BaseException:
 
 def _translate(action: str, driver_error: BaseException) -> IndexFailure:
     text = str(driver_error)
+    if "readonly database" in text:  # only a full disk opens the index read-only
+        return IndexFailure(
+            f"cannot write the index while {action}: no space left on device "
+            "(the index is open read-only until some is freed)"
+        )
     if any(marker in text.lower() for marker in _BUSY_MARKERS):
         return Busy(
             f"index busy while {action}: other writers held the lock for more "
@@ -80,22 +90,55 @@ def translated(action: str, driver_errors: tuple[type[BaseException], ...] = ())
         raise _translate(action, exc) from exc
 
 
-def _sqlite_engine(url: str) -> Engine:
-    engine = create_engine(
-        url,
-        connect_args={"timeout": LOCK_TIMEOUT_S, "check_same_thread": False},
+class _ReadOnly(sqlite3.Connection):
+    """A connection to an index whose disk is full: the database file read as it is."""
+
+
+def _open_sqlite(path: str) -> sqlite3.Connection:
+    """A connection to the index at ``path``; on a full disk, where SQLite cannot make
+    the shared-memory index of its write-ahead log, one that reads the database file as
+    it is (immutable), so reading commands still work, if the log holds nothing unsaved."""
+    conn = sqlite3.connect(path, timeout=LOCK_TIMEOUT_S, check_same_thread=False)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # maps the log index
+        return conn
+    except sqlite3.OperationalError:
+        conn.close()
+        free = os.statvfs(os.path.dirname(path) or ".")
+        if free.f_bavail * free.f_frsize >= _FULL_BELOW:
+            raise
+    wal = f"{path}-wal"
+    if os.path.exists(wal) and os.path.getsize(wal) > 0:
+        raise IndexFailure(
+            f"no space left on device to open the index {path}: its write-ahead log holds "
+            "changes not yet in the database; free some space"
+        )
+    return sqlite3.connect(
+        f"file:{quote(path)}?immutable=1", uri=True, check_same_thread=False, factory=_ReadOnly
     )
+
+
+def _sqlite_engine(url: str) -> Engine:
+    path = str(make_url(url).database)
+    engine = create_engine(url, creator=lambda: _open_sqlite(path))
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event below decide how a transaction starts.
         dbapi_connection.isolation_level = None
+        if isinstance(dbapi_connection, _ReadOnly):
+            return  # nothing to set: it can only read
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {int(LOCK_TIMEOUT_S * 1000)}")
         _set_wal(cursor)
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(dbapi_connection: Any, record: Any) -> None:
+        if isinstance(dbapi_connection, _ReadOnly):
+            record.invalidate()  # the next use tries a full connection again: space may be back
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
