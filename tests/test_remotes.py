@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -336,3 +340,77 @@ def test_push_verify_command(tmp_path: Path) -> None:
             path.unlink()
     assert b"pushed 0 blob(s)" in run_cli("push", "r", cwd=tmp_path).stdout
     assert b"pushed 1 blob(s)" in run_cli("push", "r", "--verify", cwd=tmp_path).stdout
+
+
+class _MotoProcess:
+    """An S3 endpoint in a process of its own, on a fixed port, that can be killed and
+    started again empty."""
+
+    def __init__(self) -> None:
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, bucket: str) -> None:
+        import socket
+
+        import boto3
+
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(400):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.025)
+        boto3.client(
+            "s3",
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        ).create_bucket(Bucket=bucket)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+
+
+def test_an_endpoint_killed_mid_push_and_restarted_empty_ends_complete(
+    keep: Keep, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    server = _MotoProcess()
+    server.start("lab")
+    try:
+        keep.add_remote("r", "s3://lab/keep", server.url)
+        for i in range(8):
+            keep.put(bytes([i]) * (2 << 20))  # one object each
+        done: list[object] = []
+
+        def crash_once(progress: object) -> None:
+            done.append(progress)
+            if len(done) == 3:  # three blobs are recorded as pushed: then the server dies
+                server.kill()
+                server.start("lab")  # and comes back with nothing
+
+        with contextlib.suppress(datakeep.StorageError):
+            keep.push("r", progress=crash_once)
+        keep.push("r")
+        lost = keep.verify_remote("r")  # what the dead server took along is forgotten
+        assert len(lost.problems) >= 3
+        assert keep.push("r").transferred == len(lost.problems)  # and sent again
+        final = keep.verify_remote("r", rehash=True)
+        assert final.ok and final.checked == 8
+    finally:
+        server.kill()
