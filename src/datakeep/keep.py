@@ -221,6 +221,12 @@ class Keep(MirroredReads):
 
         return list_remotes(self.store)
 
+    def remote(self, name: str | None = None) -> Remote:
+        """The remote ``name``, or the only one if there is one."""
+        from .remotes import get_remote
+
+        return get_remote(self.store, self._remote_name(name))
+
     def remove_remote(self, name: str) -> None:
         """Forget a remote and its inventory (its bytes stay where they are)."""
         from .remotes import remove_remote

@@ -17,5 +17,6 @@ REVISIONS: tuple[str, ...] = (
     "0005_remotes",
     "0006_files",
     "0007_records",
+    "0008_workspaces",
 )
 HEAD = REVISIONS[-1]

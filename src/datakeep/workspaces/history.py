@@ -1,0 +1,114 @@
+"""A workspace's snapshots as the index holds them: history, lookup by tag, hash or
+prefix, tags, deletion."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, delete, select
+
+from ..errors import InvalidInput, NotFound
+from ..index import IndexDatabase
+from .errors import AmbiguousSnapshot
+from .model import Snapshot
+from .schema import snapshot_trees, snapshots, tags
+
+__all__ = ["delete_snapshot_rows", "history", "remove_tag", "resolve", "snapshot_of"]
+
+
+def _all(conn: Connection, workspace: str) -> list[Snapshot]:
+    rows = conn.execute(
+        select(snapshots)
+        .where(snapshots.c.workspace == workspace)
+        .order_by(snapshots.c.created_at, snapshots.c.id)
+    ).all()
+    names: dict[str, list[str]] = {}
+    for tag, hash_ in conn.execute(
+        select(tags.c.tag, tags.c.hash).where(tags.c.workspace == workspace).order_by(tags.c.tag)
+    ):
+        names.setdefault(hash_, []).append(tag)
+    trees: dict[str, dict[str, str]] = {}
+    for hash_, resource, tree in conn.execute(
+        select(snapshot_trees.c.hash, snapshot_trees.c.resource, snapshot_trees.c.tree).where(
+            snapshot_trees.c.workspace == workspace
+        )
+    ):
+        trees.setdefault(hash_, {})[resource] = tree
+    return [
+        Snapshot(
+            number,
+            row.hash,
+            tuple(names.get(row.hash, ())),
+            row.message,
+            row.created_at,
+            dict(row.metrics),
+            row.results_subdir,
+            dict(sorted(trees.get(row.hash, {}).items())),
+        )
+        for number, row in enumerate(rows, start=1)
+    ]
+
+
+def history(
+    db: IndexDatabase, workspace: str, newest_first: bool = True, max_count: int | None = None
+) -> list[Snapshot]:
+    """Every snapshot, numbered in the order they were taken."""
+    if max_count is not None and max_count < 0:
+        raise InvalidInput("max_count must be zero or more")
+    with db.read("reading snapshot history") as conn:
+        found = _all(conn, workspace)
+    if newest_first:
+        found.reverse()
+    return found if max_count is None else found[:max_count]
+
+
+def resolve(db: IndexDatabase, workspace: str, name: str) -> Snapshot:
+    """The snapshot a tag, a full hash or a unique hash prefix (with or without the
+    algorithm) names; an ambiguous prefix lists its candidates."""
+    if not isinstance(name, str) or not name:
+        raise InvalidInput("name a snapshot by tag, hash or hash prefix")
+    everything = history(db, workspace, newest_first=False)
+    for snapshot in everything:
+        if name in snapshot.tags or name == snapshot.hash:
+            return snapshot
+    prefix = name.partition(":")[2] if ":" in name else name
+    if len(prefix) < 4 or any(c not in "0123456789abcdef" for c in prefix):
+        raise NotFound(f"no snapshot tagged {name!r} in workspace {workspace!r}")
+    matches = [s for s in everything if s.hash.partition(":")[2].startswith(prefix)]
+    if not matches:
+        raise NotFound(f"no snapshot {name!r} in workspace {workspace!r}")
+    if len(matches) > 1:
+        listed = ", ".join(f"{s.hash} ({', '.join(s.tags) or 'untagged'})" for s in matches)
+        raise AmbiguousSnapshot(f"{name!r} names {len(matches)} snapshots: {listed}")
+    return matches[0]
+
+
+def snapshot_of(db: IndexDatabase, workspace: str, hash_: str | None) -> Snapshot | None:
+    if hash_ is None:
+        return None
+    for snapshot in history(db, workspace):
+        if snapshot.hash == hash_:
+            return snapshot
+    return None
+
+
+def remove_tag(db: IndexDatabase, workspace: str, hash_: str, tag: str) -> None:
+    """Remove ``tag`` from the snapshot ``hash_``, and no other."""
+
+    def run(conn: Connection) -> int:
+        return conn.execute(
+            delete(tags).where(
+                tags.c.workspace == workspace, tags.c.tag == tag, tags.c.hash == hash_
+            )
+        ).rowcount
+
+    if db.transact("removing a tag", run) == 0:
+        raise NotFound(f"snapshot {hash_} has no tag {tag!r}")
+
+
+def delete_snapshot_rows(db: IndexDatabase, workspace: str, hash_: str) -> None:
+    """The snapshot, its tags and its trees' rows (gc reclaims what nothing else holds)."""
+
+    def run(conn: Connection) -> None:
+        for table in (tags, snapshot_trees, snapshots):
+            conn.execute(delete(table).where(table.c.workspace == workspace, table.c.hash == hash_))
+
+    db.transact("deleting a snapshot", run)

@@ -1,0 +1,100 @@
+"""The state of a resource's files, read from its directory or from a stored tree, and
+what differs between two states.
+
+A state maps each path to ``(kind, mode, digest)``. Read from a directory, the digests
+come from the keep's stat cache, and only files it cannot vouch for are hashed (then
+remembered): a directory whose every entry is as when its tree was last stored is
+answered by one lookup.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..digest import hash_bytes, hash_file
+from ..keep import Keep
+from ..trees.format import TreeEntry, decode_tree, encode_tree
+from ..trees.scan import scan_directory
+from .model import SourceChanges
+
+__all__ = ["State", "compare", "directory_state", "tree_state", "version_in"]
+
+State = dict[str, tuple[str, int, str | None]]
+
+
+def tree_state(keep: Keep, tree: str | None) -> State:
+    if tree is None:
+        return {}
+    return {e.path: (e.kind, e.mode, e.digest) for e in decode_tree(keep.get(tree), keep.algorithm)}
+
+
+def directory_state(keep: Keep, root: Path, known_tree: str | None = None) -> State | str:
+    """The state of ``root``, or ``known_tree`` itself when the stat cache vouches that
+    the directory is exactly that tree (nothing to compare then)."""
+    if not root.is_dir():
+        return {}
+    scanned = scan_directory(root, keep.algorithm)
+    cache = keep.stat_cache
+    remembered = cache.tree_of(scanned.root, scanned.fingerprint)
+    if known_tree is not None and remembered is not None and remembered[0] == known_tree:
+        return known_tree
+    files = [s for s in scanned.entries if s.kind == "f"]
+    digests = dict(
+        zip(
+            (s.path for s in files),
+            cache.lookup([s.stat for s in files], keep.algorithm),
+            strict=True,
+        )
+    )
+    hashed = []
+    state: State = {}
+    for s in scanned.entries:
+        digest: str | None
+        if s.kind == "f":
+            digest = digests[s.path]
+            if digest is None:
+                digest = hash_file(os.path.join(root, s.path), keep.algorithm)
+                hashed.append((s.stat, digest))
+        elif s.kind == "l":
+            digest = hash_bytes((s.target or "").encode(), keep.algorithm)
+        else:
+            digest = None
+        state[s.path] = (s.kind, s.mode, digest)
+    cache.store(hashed, scanned.checked_ns)
+    return state
+
+
+def compare(old: State, new: State) -> SourceChanges:
+    changes = SourceChanges()
+    for path, entry in new.items():
+        if path not in old:
+            changes.added.append(path)
+        elif old[path] != entry:
+            changes.changed.append(path)
+    changes.removed = [path for path in old if path not in new]
+    for found in (changes.added, changes.changed, changes.removed):
+        found.sort()
+    return changes
+
+
+def version_in(keep: Keep, tree: str, subpath: str) -> str | None:
+    """The version of ``subpath`` inside ``tree``: the tree itself for the whole resource,
+    a file's digest, or for a directory the digest of its entries as a tree of their own
+    (never stored); None if the tree has nothing there."""
+    if not subpath:
+        return tree
+    entries = decode_tree(keep.get(tree), keep.algorithm)
+    prefix = subpath + "/"
+    inner = []
+    for e in entries:
+        if e.path == subpath and e.kind != "d":
+            return e.digest
+        if e.path.startswith(prefix):
+            inner.append(TreeEntry(e.path[len(prefix) :], e.kind, e.mode, e.size, e.digest))
+        elif e.path == subpath:
+            inner = []  # an empty directory
+            return hash_bytes(encode_tree(inner), keep.algorithm)
+    if not inner:
+        return None
+    return hash_bytes(encode_tree(inner), keep.algorithm)
