@@ -163,4 +163,4 @@ def main() -> None:
     cli(prog_name="datakeep")
 
 
-from . import content, files, maintenance, records, remotes, runs  # noqa: E402, F401  (they register commands)
+from . import content, files, maintenance, records, remotes, runs, workspaces  # noqa: E402, F401  (they register commands)

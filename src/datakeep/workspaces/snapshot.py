@@ -99,7 +99,9 @@ def _check_tag_free(ws: Workspace, tag: str) -> None:
         holder = conn.execute(
             select(tags.c.hash).where(tags.c.workspace == ws.name, tags.c.tag == tag)
         ).scalar()
-    if holder is not None:
+    # on the snapshot the workspace is at, the tag may be given again to identical content:
+    # the commit decides, once the hash is known
+    if holder is not None and holder != ws.state.head:
         raise TagInUse(f"tag {tag!r} already names snapshot {holder}")
 
 
