@@ -97,12 +97,11 @@ def add_resource(
         "created_at": time.time(),
     }
 
-    def insert(conn: Connection) -> int:
-        return int(
-            conn.execute(insert_ignore(conn, resources, ["workspace", "name"]), [row]).rowcount
-        )
+    def insert(conn: Connection) -> bool:
+        added = insert_ignore(conn, resources, ["workspace", "name"], returning=["name"])
+        return bool(conn.execute(added, [row]).scalars().all())
 
-    if db.transact("adding a resource", insert) != 1:
+    if not db.transact("adding a resource", insert):
         raise AlreadyExists(f"the workspace already has a resource {name!r}")
     where.mkdir(parents=True, exist_ok=True)
     return Resource(name, role, where, stored)

@@ -30,7 +30,7 @@ from .lineage import split_ref
 from .manifest import Manifest, ManifestResource
 from .model import Snapshot
 from .schema import lineage
-from .states import directory_state
+from .states import directory_state, same
 
 if TYPE_CHECKING:
     from .workspace import Workspace
@@ -110,7 +110,9 @@ def restore_directory(
         return  # the stat cache vouches: already exactly the tree
     entries = decode_tree(keep.get(tree), keep.algorithm)
     wanted = {e.path: e for e in entries}
-    write = [e for e in entries if now.get(e.path) != (e.kind, e.mode, e.digest)]
+    write = [
+        e for e in entries if e.path not in now or not same(now[e.path], (e.kind, e.mode, e.digest))
+    ]
     extra = [path for path in now if path not in wanted]
     staging = root.parent / f".{root.name}.datakeep-restore-{secrets.token_hex(6)}"
     staging.mkdir()

@@ -18,9 +18,22 @@ from ..trees.format import TreeEntry, decode_tree, encode_tree
 from ..trees.scan import scan_directory
 from .model import SourceChanges
 
-__all__ = ["State", "compare", "directory_state", "tree_state", "version_in"]
+__all__ = ["State", "compare", "directory_state", "same", "tree_state", "version_in"]
 
 State = dict[str, tuple[str, int, str | None]]
+
+# Marks the mode of a read-only file with other hard links: a hardlinked export or restore
+# shares the keep's read-only blob, so its write bits say nothing about a change.
+_SHARED = 1 << 20
+
+
+def same(now: tuple[str, int, str | None], then: tuple[str, int, str | None]) -> bool:
+    """Whether an entry read from a directory is the entry of a tree."""
+    if now == then:
+        return True
+    if not now[1] & _SHARED:
+        return False
+    return (now[0], now[2], now[1] & 0o555) == (then[0], then[2], then[1] & 0o555)
 
 
 def tree_state(keep: Keep, tree: str | None) -> State:
@@ -60,7 +73,10 @@ def directory_state(keep: Keep, root: Path, known_tree: str | None = None) -> St
             digest = hash_bytes((s.target or "").encode(), keep.algorithm)
         else:
             digest = None
-        state[s.path] = (s.kind, s.mode, digest)
+        mode = s.mode
+        if s.kind == "f" and s.stat.st_nlink > 1 and not mode & 0o222:
+            mode |= _SHARED
+        state[s.path] = (s.kind, mode, digest)
     cache.store(hashed, scanned.checked_ns)
     return state
 
@@ -70,7 +86,7 @@ def compare(old: State, new: State) -> SourceChanges:
     for path, entry in new.items():
         if path not in old:
             changes.added.append(path)
-        elif old[path] != entry:
+        elif not same(entry, old[path]):
             changes.changed.append(path)
     changes.removed = [path for path in old if path not in new]
     for found in (changes.added, changes.changed, changes.removed):
