@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 import time
 
-from . import files, foundation, index, records, remotes, runs
+from . import files, foundation, index, records, remotes, runs, workspaces
 from .common import INODE_REUSE_DELAY_S, WORK, empty_trash
 
 SUITES = {
@@ -18,6 +18,7 @@ SUITES = {
     "remotes": remotes.run,
     "files": files.run,
     "records": records.run,
+    "workspaces": workspaces.run,
 }
 
 

@@ -235,6 +235,8 @@ def clone_workspace(
         remote = keep.add_remote("origin", location, endpoint)
         backend = remote.open()
         names = sorted({info.key.split("/")[1] for info in backend.list(_ROOT)})
+        if not names:
+            raise NotFound(f"the remote {location} holds no workspace (push one there first)")
         if name is None:
             if len(names) != 1:
                 raise InvalidInput(
