@@ -305,6 +305,7 @@ def test_results_move_into_a_subdirectory_per_snapshot_and_are_never_restored(
     later = _files(results)
     ws.restore("v1")
     assert _files(results) == later  # additive: both snapshots' results stay
+    assert ws.status() == {}  # and are no change: results are compared with the newest
     assert (data / "d").read_text() == "1"
     with pytest.raises(InvalidInput, match="results"):
         ws.restore("v2", only=["results"])

@@ -135,15 +135,19 @@ class Workspace:
         return snapshot_history.snapshot_of(self.db, self.name, self.state.head)
 
     def status(self, only: Iterable[str] | None = None) -> Changes:
-        """Files added, changed and removed in each resource since the last snapshot."""
+        """Files added, changed and removed in each resource since the last snapshot (for
+        results, which restore leaves as they are: since the newest snapshot)."""
         head = self.head()
         trees = head.trees if head is not None else {}
+        newest = self.history(max_count=1)
         wanted = None if only is None else set(only)
         changes: Changes = {}
         for resource in self.resources():
             if wanted is not None and resource.name not in wanted:
                 continue
             tree = trees.get(resource.name)
+            if resource.role == "results" and newest:
+                tree = newest[0].trees.get(resource.name)
             now = directory_state(self.keep, resource.path, tree)
             if isinstance(now, str):
                 continue  # the stat cache vouches: exactly the snapshot's tree
