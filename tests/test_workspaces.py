@@ -86,8 +86,8 @@ def test_resources_are_added_listed_and_validated(ws: Workspace, tmp_path: Path)
         ws.add_resource("keep", "code", ".datakeep")
     with pytest.raises(InvalidPath, match="outside"):
         ws.add_resource("far", "code", tmp_path / "elsewhere")
-    with pytest.raises(InvalidInput, match="S3"):
-        ws.add_resource("bucket", "source-data", "s3://bucket/prefix")
+    with pytest.raises(InvalidInput, match="endpoint"):
+        ws.add_resource("x", "code", "x", endpoint="http://127.0.0.1:9")
     assert not (ws.root / "x").exists() and not (tmp_path / "elsewhere").exists()
     far = ws.add_resource("far", "code", tmp_path / "elsewhere", allow_outside=True)
     assert far.stored_path == str(tmp_path / "elsewhere")

@@ -42,7 +42,7 @@ from ._protocol import BlobInfo, check_key
 if TYPE_CHECKING:
     from obstore.store import RetryConfig
 
-__all__ = ["S3Backend"]
+__all__ = ["S3Backend", "open_s3_store", "translated_errors"]
 
 STAGE_IN_MEMORY = 128 << 20
 """Staged bytes are buffered up to here and sent as one create-only PUT; a larger blob
@@ -115,6 +115,17 @@ def _split_location(location: str) -> tuple[str, str]:
     if name != S3Backend.name:
         raise InvalidInput(f"a route goes to s3://bucket/prefix, not {location!r}")
     return settings["bucket"], settings["prefix"]
+
+
+def open_s3_store(location: str, endpoint: str | None = None) -> S3Store:
+    """An obstore store over ``s3://bucket/prefix`` with the credentials and retries of
+    the backend, for objects that are not blobs (a workspace's S3 resource); wrap its
+    calls in :func:`translated_errors`."""
+    _name, settings = backend_for_location(location, endpoint)
+    return _store_for(settings["bucket"], settings["prefix"], endpoint, None, profile_settings())
+
+
+translated_errors = _translated
 
 
 class S3Backend:

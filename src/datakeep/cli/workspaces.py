@@ -98,18 +98,22 @@ def init(name: str | None, keep_path: str | None, as_json: bool) -> None:
 @ws.command()
 @click.argument("role", type=click.Choice(["source-data", "intermediate-data", "results", "code"]))
 @click.argument("name")
-@click.argument("path", type=click.Path(file_okay=False))
+@click.argument("path")
 @click.option("--allow-outside", is_flag=True, help="Allow a directory outside the workspace.")
+@click.option("--endpoint", help="S3-compatible endpoint URL, for an s3:// PATH.")
 @AS_JSON
-def add(role: str, name: str, path: str, allow_outside: bool, as_json: bool) -> None:
-    """Add the directory PATH as resource NAME with ROLE.
+def add(
+    role: str, name: str, path: str, allow_outside: bool, endpoint: str | None, as_json: bool
+) -> None:
+    """Add the directory (or s3://bucket/prefix) PATH as resource NAME with ROLE.
 
     \b
     Example:
         datakeep ws add results results ./results
+        datakeep ws add source-data images s3://lab-data/images
     """
     with _workspace() as workspace:
-        added = workspace.add_resource(name, role, path, allow_outside)
+        added = workspace.add_resource(name, role, path, allow_outside, endpoint)
     if as_json:
         _echo_json({"name": added.name, "role": added.role, "path": str(added.path)})
     else:

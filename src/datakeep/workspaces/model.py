@@ -19,7 +19,13 @@ class Resource:
     path: Path
     """Where the resource is on this machine."""
     stored_path: str
-    """As the workspace records it: relative to its root when inside it."""
+    """As the workspace records it: relative to its root when inside it, or an S3 URL."""
+    endpoint: str | None = None
+    """The S3-compatible server of an ``s3://`` resource (None: AWS's own)."""
+
+    @property
+    def on_s3(self) -> bool:
+        return self.stored_path.startswith("s3://")
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from ..index import IndexDatabase
 from ..index.upsert import insert_ignore
 from .local import LocalState, check_name
 from .model import ROLES, Resource
+from .s3prefix import check_location
 from .schema import resources
 
 __all__ = ["add_resource", "check_placement", "find_resource", "list_resources", "stored_path_of"]
@@ -21,18 +22,18 @@ __all__ = ["add_resource", "check_placement", "find_resource", "list_resources",
 def list_resources(db: IndexDatabase, root: Path, state: LocalState) -> list[Resource]:
     with db.read("listing resources") as conn:
         rows = conn.execute(
-            select(resources.c.name, resources.c.role, resources.c.path)
+            select(resources.c.name, resources.c.role, resources.c.path, resources.c.endpoint)
             .where(resources.c.workspace == state.name)
             .order_by(resources.c.name)
         ).all()
     return [
-        Resource(name, role, _local_path(root, state.paths.get(name, path)), path)
-        for name, role, path in rows
+        Resource(name, role, _local_path(root, state.paths.get(name, path)), path, endpoint)
+        for name, role, path, endpoint in rows
     ]
 
 
 def _local_path(root: Path, path: str) -> Path:
-    return Path(path) if os.path.isabs(path) else root / path
+    return Path(path) if os.path.isabs(path) or path.startswith("s3://") else root / path
 
 
 def stored_path_of(root: Path, where: Path) -> str:
@@ -75,25 +76,34 @@ def add_resource(
     role: str,
     local_path: str | os.PathLike[str],
     allow_outside: bool = False,
+    endpoint: str | None = None,
 ) -> Resource:
     check_name(name, "resource")
     if role not in ROLES:
         raise InvalidInput(f"role {role!r} is none of {', '.join(ROLES)}")
-    if str(local_path).startswith("s3://"):
-        raise InvalidInput("a resource is a local directory; S3 prefixes are not supported yet")
-    where = (root / local_path).resolve()  # an absolute local_path stays as it is
-    if where.exists() and not where.is_dir():
-        raise InvalidPath(f"{where} is not a directory")
     others = list_resources(db, root, state)
     if any(r.name == name for r in others):
         raise AlreadyExists(f"the workspace already has a resource {name!r}")
-    check_placement(root, keep_dir, where, others, allow_outside)
-    stored = stored_path_of(root, where)
+    if str(local_path).startswith("s3://"):
+        stored = check_location(str(local_path), endpoint)
+        where = Path(stored)
+        for other in others:
+            if other.on_s3 and _overlap(stored, other.stored_path) and other.endpoint == endpoint:
+                raise InvalidPath(f"{stored} overlaps the resource {other.name!r}")
+    else:
+        if endpoint is not None:
+            raise InvalidInput("an endpoint goes with s3:// resources only")
+        where = (root / local_path).resolve()  # an absolute local_path stays as it is
+        if where.exists() and not where.is_dir():
+            raise InvalidPath(f"{where} is not a directory")
+        check_placement(root, keep_dir, where, [r for r in others if not r.on_s3], allow_outside)
+        stored = stored_path_of(root, where)
     row = {
         "workspace": state.name,
         "name": name,
         "role": role,
         "path": stored,
+        "endpoint": endpoint,
         "created_at": time.time(),
     }
 
@@ -103,8 +113,13 @@ def add_resource(
 
     if not db.transact("adding a resource", insert):
         raise AlreadyExists(f"the workspace already has a resource {name!r}")
-    where.mkdir(parents=True, exist_ok=True)
-    return Resource(name, role, where, stored)
+    if not stored.startswith("s3://"):
+        where.mkdir(parents=True, exist_ok=True)
+    return Resource(name, role, where, stored, endpoint)
+
+
+def _overlap(a: str, b: str) -> bool:
+    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
 
 
 def find_resource(found: list[Resource], name: str) -> Resource:

@@ -29,6 +29,7 @@ from .errors import UncommittedChanges
 from .lineage import split_ref
 from .manifest import Manifest, ManifestResource
 from .model import Snapshot
+from .s3prefix import S3Prefix
 from .schema import lineage
 from .states import directory_state, same
 
@@ -67,7 +68,11 @@ def restore_snapshot(
                 "snapshot them first, or force"
             )
     for resource in chosen:
-        restore_directory(ws.keep, local[resource.name].path, resource.tree, link, progress)
+        here = local[resource.name]
+        if here.on_s3:
+            S3Prefix(ws.keep, here.stored_path, here.endpoint).restore(resource.tree)
+        else:
+            restore_directory(ws.keep, here.path, resource.tree, link, progress)
     _restore_lineage(ws, manifest, {r.name for r in chosen})
     ws.state.head = snapshot.hash
     ws.state.write(ws.root)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
     Float,
     ForeignKeyConstraint,
@@ -23,7 +24,7 @@ from sqlalchemy import (
 
 from ..index.schema import DIGEST, metadata
 
-__all__ = ["lineage", "resources", "snapshot_trees", "snapshots", "tags"]
+__all__ = ["lineage", "resources", "s3_objects", "snapshot_trees", "snapshots", "tags"]
 
 resources = Table(
     "ws_resources",
@@ -31,8 +32,9 @@ resources = Table(
     Column("workspace", String(255), nullable=False),
     Column("name", String(255), nullable=False),
     Column("role", String(32), nullable=False),
-    # relative to the workspace's root when inside it, else absolute
+    # relative to the workspace's root when inside it, else absolute; or s3://bucket/prefix
     Column("path", Text, nullable=False),
+    Column("endpoint", Text),  # of an S3-compatible server, for an s3:// path
     Column("created_at", Float, nullable=False),
     PrimaryKeyConstraint("workspace", "name"),
 )
@@ -87,4 +89,17 @@ lineage = Table(
     Column("ref", Text, nullable=False),
     Column("entry", JSON, nullable=False),
     PrimaryKeyConstraint("workspace", "ref"),
+)
+
+s3_objects = Table(
+    "ws_s3_objects",
+    metadata,
+    # the digest of each object of an S3 resource as last read, by its entity tag: an
+    # unchanged object is not downloaded again to learn what it holds
+    Column("location", Text, nullable=False),
+    Column("key", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("etag", Text, nullable=False),
+    Column("digest", DIGEST, nullable=False),
+    PrimaryKeyConstraint("location", "key"),
 )

@@ -51,7 +51,7 @@ def take_snapshot(
     trees: dict[str, str] = {}
     for resource in found:
         if resource.role != "results":
-            trees[resource.name] = keep.put_tree(resource.path, progress=progress).digest
+            trees[resource.name] = ws.store_resource(resource, progress)
     moves: Moves = []
     subdir: str | None = None
     try:
@@ -65,7 +65,7 @@ def take_snapshot(
                 moved = move_results(resource.path, names, wanted)
                 moves += moved
                 subdir = moved[0][1].parent.relative_to(resource.path).as_posix()
-            trees[resource.name] = keep.put_tree(resource.path, progress=progress).digest
+            trees[resource.name] = ws.store_resource(resource, progress)
         with ws.db.read("reading lineage") as conn:
             current = {
                 ref: dict(entry)

@@ -26,7 +26,8 @@ from .local import STATE_FILE, LocalState, check_name, find_root, locked
 from .manifest import Manifest
 from .model import Changes, Resource, Snapshot
 from .resources import add_resource, list_resources
-from .states import compare, directory_state, tree_state, version_in
+from .s3prefix import S3Prefix
+from .states import State, compare, directory_state, tree_state, version_in
 
 __all__ = ["Workspace"]
 
@@ -106,13 +107,41 @@ class Workspace:
 
     # -- resources -----------------------------------------------------------------------
     def add_resource(
-        self, name: str, role: str, local_path: str | os.PathLike[str], allow_outside: bool = False
+        self,
+        name: str,
+        role: str,
+        local_path: str | os.PathLike[str],
+        allow_outside: bool = False,
+        endpoint: str | None = None,
     ) -> Resource:
-        """Add a directory (created if missing) under ``name`` with ``role``: one of
+        """Add a directory (created if missing) or an ``s3://bucket/prefix`` (with the
+        ``endpoint`` of an S3-compatible server) under ``name`` with ``role``: one of
         ``source-data``, ``intermediate-data``, ``results``, ``code``."""
+        if role == "results" and str(local_path).startswith("s3://"):
+            raise InvalidInput("a results resource is a local directory (results move into it)")
         return add_resource(
-            self.db, self.root, self.keep.path, self.state, name, role, local_path, allow_outside
+            self.db,
+            self.root,
+            self.keep.path,
+            self.state,
+            name,
+            role,
+            local_path,
+            allow_outside,
+            endpoint,
         )
+
+    def current_state(self, resource: Resource, known_tree: str | None = None) -> State | str:
+        """The files of ``resource`` now, or ``known_tree`` if they are known to be it."""
+        if resource.on_s3:
+            return S3Prefix(self.keep, resource.stored_path, resource.endpoint).state()
+        return directory_state(self.keep, resource.path, known_tree)
+
+    def store_resource(self, resource: Resource, progress: ProgressCallback | None) -> str:
+        """Store the resource's files as a tree of the keep; its digest."""
+        if resource.on_s3:
+            return S3Prefix(self.keep, resource.stored_path, resource.endpoint).store_tree()
+        return self.keep.put_tree(resource.path, progress=progress).digest
 
     def resources(self) -> list[Resource]:
         return list_resources(self.db, self.root, self.state)
@@ -148,7 +177,7 @@ class Workspace:
             tree = trees.get(resource.name)
             if resource.role == "results" and newest:
                 tree = newest[0].trees.get(resource.name)
-            now = directory_state(self.keep, resource.path, tree)
+            now = self.current_state(resource, tree)
             if isinstance(now, str):
                 continue  # the stat cache vouches: exactly the snapshot's tree
             found = compare(tree_state(self.keep, tree), now)

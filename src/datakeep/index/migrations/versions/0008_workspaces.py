@@ -1,4 +1,5 @@
-"""Workspaces: resources, snapshots, their trees and tags, and current lineage.
+"""Workspaces: resources, snapshots, their trees and tags, current lineage, and the
+digests of S3 resources' objects.
 
 Revision ID: 0008_workspaces
 Revises: 0007_records
@@ -20,6 +21,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(255), nullable=False),
         sa.Column("role", sa.String(32), nullable=False),
         sa.Column("path", sa.Text, nullable=False),
+        sa.Column("endpoint", sa.Text),
         sa.Column("created_at", sa.Float, nullable=False),
         sa.PrimaryKeyConstraint("workspace", "name"),
     )
@@ -67,9 +69,19 @@ def upgrade() -> None:
         sa.Column("entry", sa.JSON, nullable=False),
         sa.PrimaryKeyConstraint("workspace", "ref"),
     )
+    op.create_table(
+        "ws_s3_objects",
+        sa.Column("location", sa.Text, nullable=False),
+        sa.Column("key", sa.Text, nullable=False),
+        sa.Column("size", sa.BigInteger, nullable=False),
+        sa.Column("etag", sa.Text, nullable=False),
+        sa.Column("digest", sa.String(160), nullable=False),
+        sa.PrimaryKeyConstraint("location", "key"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("ws_s3_objects")
     op.drop_table("ws_lineage")
     op.drop_table("ws_tags")
     op.drop_table("ws_snapshot_trees")
