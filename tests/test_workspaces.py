@@ -168,13 +168,22 @@ def test_restore_of_a_deleted_directory_copies_or_links(ws: Workspace) -> None:
     import shutil
 
     shutil.rmtree(data)
-    ws.restore("v1", force=True)
+    ws.restore("v1")  # nothing is lost: what was removed is in the snapshot
     assert _files(data) == before
     shutil.rmtree(data)
-    ws.restore("v1", link="hardlink", force=True)
+    ws.restore("v1", link="hardlink")
     assert _files(data)["big.bin"][2] == before["big.bin"][2]
     assert (data / "big.bin").stat().st_nlink == 2  # shared with the keep, read-only
     assert ws.status() == {}
+    # the keep's read-only mode is not the file's: the same snapshot again, modes kept
+    assert ws.snapshot("again") == ws.find_snapshot("v1").hash
+    (data / "a.txt").unlink()
+    (data / "a.txt").write_text("changed")
+    changed = ws.snapshot("v2")
+    assert ws.manifest(changed).trees() != ws.manifest("v1").trees()
+    shutil.rmtree(data)
+    ws.restore("v2")
+    assert _files(data)["big.bin"] == before["big.bin"]  # 0644 as it was put, not 0444
 
 
 def test_restore_refuses_to_overwrite_changes_unless_forced(ws: Workspace) -> None:
@@ -256,6 +265,9 @@ def test_history_is_numbered_in_either_order(ws: Workspace) -> None:
     assert [s.hash for s in newest] == hashes[::-1] and [s.number for s in newest] == [4, 3, 2, 1]
     assert [s.hash for s in ws.history(newest_first=False, max_count=2)] == hashes[:2]
     assert ws.history(max_count=1)[0].metrics == {"n": 3}
+    head = ws.head()
+    assert head is not None and (head.number, head.tags) == (4, ("t3",))
+    assert ws.find_snapshot("t1").number == 2
     assert ws.get_results("t1") == {"n": 1}
     with pytest.raises(InvalidInput):
         ws.history(max_count=-1)

@@ -3,7 +3,7 @@ prefix, tags, deletion."""
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, delete, func, select
 
 from ..errors import InvalidInput, NotFound
 from ..index import IndexDatabase
@@ -14,23 +14,29 @@ from .schema import snapshot_trees, snapshots, tags
 __all__ = ["delete_snapshot_rows", "history", "remove_tag", "resolve", "snapshot_of"]
 
 
-def _all(conn: Connection, workspace: str) -> list[Snapshot]:
-    rows = conn.execute(
-        select(snapshots)
-        .where(snapshots.c.workspace == workspace)
-        .order_by(snapshots.c.created_at, snapshots.c.id)
-    ).all()
+def _all(conn: Connection, workspace: str, only: str | None = None) -> list[Snapshot]:
+    """Every snapshot of ``workspace`` in the order taken, or just the one ``only``."""
+    query = select(snapshots).where(snapshots.c.workspace == workspace)
+    named_tags = select(tags.c.tag, tags.c.hash).where(tags.c.workspace == workspace)
+    named_trees = select(snapshot_trees.c.hash, snapshot_trees.c.resource, snapshot_trees.c.tree)
+    named_trees = named_trees.where(snapshot_trees.c.workspace == workspace)
+    first = 1
+    if only is not None:
+        query = query.where(snapshots.c.hash == only)
+        named_tags = named_tags.where(tags.c.hash == only)
+        named_trees = named_trees.where(snapshot_trees.c.hash == only)
+    rows = conn.execute(query.order_by(snapshots.c.created_at, snapshots.c.id)).all()
+    if only is not None and rows:
+        earlier = (snapshots.c.created_at < rows[0].created_at) | (
+            (snapshots.c.created_at == rows[0].created_at) & (snapshots.c.id < rows[0].id)
+        )
+        count = select(func.count()).where(snapshots.c.workspace == workspace, earlier)
+        first = 1 + int(conn.execute(count).scalar() or 0)
     names: dict[str, list[str]] = {}
-    for tag, hash_ in conn.execute(
-        select(tags.c.tag, tags.c.hash).where(tags.c.workspace == workspace).order_by(tags.c.tag)
-    ):
+    for tag, hash_ in conn.execute(named_tags.order_by(tags.c.tag)):
         names.setdefault(hash_, []).append(tag)
     trees: dict[str, dict[str, str]] = {}
-    for hash_, resource, tree in conn.execute(
-        select(snapshot_trees.c.hash, snapshot_trees.c.resource, snapshot_trees.c.tree).where(
-            snapshot_trees.c.workspace == workspace
-        )
-    ):
+    for hash_, resource, tree in conn.execute(named_trees):
         trees.setdefault(hash_, {})[resource] = tree
     return [
         Snapshot(
@@ -43,7 +49,7 @@ def _all(conn: Connection, workspace: str) -> list[Snapshot]:
             row.results_subdir,
             dict(sorted(trees.get(row.hash, {}).items())),
         )
-        for number, row in enumerate(rows, start=1)
+        for number, row in enumerate(rows, start=first)
     ]
 
 
@@ -84,10 +90,9 @@ def resolve(db: IndexDatabase, workspace: str, name: str) -> Snapshot:
 def snapshot_of(db: IndexDatabase, workspace: str, hash_: str | None) -> Snapshot | None:
     if hash_ is None:
         return None
-    for snapshot in history(db, workspace):
-        if snapshot.hash == hash_:
-            return snapshot
-    return None
+    with db.read("reading a snapshot") as conn:
+        found = _all(conn, workspace, hash_)
+    return found[0] if found else None
 
 
 def remove_tag(db: IndexDatabase, workspace: str, hash_: str, tag: str) -> None:

@@ -57,7 +57,9 @@ def restore_snapshot(
     if missing:
         raise NotFound(f"the snapshot's resources {missing} are not in this workspace")
     if not force:
-        changes = ws.status([r.name for r in chosen])
+        # files only removed since are not lost: the snapshot they were in still has them
+        found = ws.status([r.name for r in chosen])
+        changes = {name: c for name, c in found.items() if c.added or c.changed}
         if changes:
             listed = "; ".join(
                 f"{n}: {len(c.added)} added, {len(c.changed)} changed, {len(c.removed)} removed"

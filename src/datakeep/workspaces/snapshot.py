@@ -48,10 +48,12 @@ def take_snapshot(
         _check_tag_free(ws, tag)
     when = time.time()
     keep = ws.keep
+    head = ws.head()
+    before = head.trees if head is not None else {}
     trees: dict[str, str] = {}
     for resource in found:
         if resource.role != "results":
-            trees[resource.name] = ws.store_resource(resource, progress)
+            trees[resource.name] = ws.store_resource(resource, before.get(resource.name), progress)
     moves: Moves = []
     subdir: str | None = None
     try:
@@ -65,7 +67,7 @@ def take_snapshot(
                 moved = move_results(resource.path, names, wanted)
                 moves += moved
                 subdir = moved[0][1].parent.relative_to(resource.path).as_posix()
-            trees[resource.name] = ws.store_resource(resource, progress)
+            trees[resource.name] = ws.store_resource(resource, before.get(resource.name), progress)
         with ws.db.read("reading lineage") as conn:
             current = {
                 ref: dict(entry)

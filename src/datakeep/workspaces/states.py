@@ -18,7 +18,15 @@ from ..trees.format import TreeEntry, decode_tree, encode_tree
 from ..trees.scan import scan_directory
 from .model import SourceChanges
 
-__all__ = ["State", "compare", "directory_state", "same", "tree_state", "version_in"]
+__all__ = [
+    "State",
+    "compare",
+    "directory_state",
+    "same",
+    "shared_modes",
+    "tree_state",
+    "version_in",
+]
 
 State = dict[str, tuple[str, int, str | None]]
 
@@ -43,8 +51,8 @@ def tree_state(keep: Keep, tree: str | None) -> State:
 
 
 def directory_state(keep: Keep, root: Path, known_tree: str | None = None) -> State | str:
-    """The state of ``root``, or ``known_tree`` itself when the stat cache vouches that
-    the directory is exactly that tree (nothing to compare then)."""
+    """The state of ``root``, or ``known_tree`` itself when the directory is exactly that
+    tree (then the stat cache remembers it, so the next look is one lookup)."""
     if not root.is_dir():
         return {}
     scanned = scan_directory(root, keep.algorithm)
@@ -53,13 +61,8 @@ def directory_state(keep: Keep, root: Path, known_tree: str | None = None) -> St
     if known_tree is not None and remembered is not None and remembered[0] == known_tree:
         return known_tree
     files = [s for s in scanned.entries if s.kind == "f"]
-    digests = dict(
-        zip(
-            (s.path for s in files),
-            cache.lookup([s.stat for s in files], keep.algorithm),
-            strict=True,
-        )
-    )
+    trusted = cache.lookup([s.stat for s in files], keep.algorithm)
+    digests = dict(zip((s.path for s in files), trusted, strict=True))
     hashed = []
     state: State = {}
     for s in scanned.entries:
@@ -78,7 +81,35 @@ def directory_state(keep: Keep, root: Path, known_tree: str | None = None) -> St
             mode |= _SHARED
         state[s.path] = (s.kind, mode, digest)
     cache.store(hashed, scanned.checked_ns)
+    if known_tree is not None and not compare(tree_state(keep, known_tree), state):
+        newest = max(
+            (max(s.stat.st_mtime_ns, s.stat.st_ctime_ns) for s in scanned.entries), default=0
+        )
+        size = keep.info(known_tree).size
+        cache.remember_tree(
+            scanned.root, scanned.fingerprint, known_tree, size, newest, scanned.checked_ns
+        )
+        return known_tree
     return state
+
+
+def shared_modes(keep: Keep, tree: str, before: str) -> str:
+    """``tree`` with the mode its files had in ``before`` where they are the same file
+    but read-only: shared with the keep by a hardlinked restore, whose read-only mode is
+    the keep's, not the file's. The tree itself if no mode needed it."""
+    then = {e.path: e for e in decode_tree(keep.get(before), keep.algorithm)}
+    entries = decode_tree(keep.get(tree), keep.algorithm)
+    fixed = []
+    for e in entries:
+        old = then.get(e.path)
+        if e.kind == "f" and not e.mode & 0o222 and old is not None and old.digest == e.digest:
+            e = TreeEntry(e.path, e.kind, old.mode, e.size, e.digest)
+        fixed.append(e)
+    if fixed == entries:
+        return tree
+    written = keep.store.write_bytes(encode_tree(fixed))
+    keep.store.record([written], kind="tree")
+    return written.digest
 
 
 def compare(old: State, new: State) -> SourceChanges:

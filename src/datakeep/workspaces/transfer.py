@@ -201,7 +201,11 @@ def pull_workspace(
     )
     if moves_on and not force:
         # checked before anything is fetched: a refused pull changes nothing
-        changed = {n: c for n, c in ws.status().items() if _role(ws, n) != "results"}
+        changed = [
+            name
+            for name, c in ws.status().items()
+            if (c.added or c.changed) and _role(ws, name) != "results"
+        ]
         if changed:
             raise UncommittedChanges(
                 f"pulling would overwrite changes not snapshotted in {sorted(changed)}; "

@@ -20,6 +20,7 @@ from ..content import LinkMode
 from ..errors import AlreadyExists, InvalidInput
 from ..keep import KEEP_DIR, Keep, init_keep
 from ..progress import ProgressCallback
+from ..trees.scan import scan_directory
 from . import history as snapshot_history
 from .lineage import Lineage
 from .local import STATE_FILE, LocalState, check_name, find_root, locked
@@ -27,7 +28,7 @@ from .manifest import Manifest
 from .model import Changes, Resource, Snapshot
 from .resources import add_resource, list_resources
 from .s3prefix import S3Prefix
-from .states import State, compare, directory_state, tree_state, version_in
+from .states import State, compare, directory_state, shared_modes, tree_state, version_in
 
 __all__ = ["Workspace"]
 
@@ -137,11 +138,18 @@ class Workspace:
             return S3Prefix(self.keep, resource.stored_path, resource.endpoint).state()
         return directory_state(self.keep, resource.path, known_tree)
 
-    def store_resource(self, resource: Resource, progress: ProgressCallback | None) -> str:
+    def store_resource(
+        self, resource: Resource, head_tree: str | None, progress: ProgressCallback | None
+    ) -> str:
         """Store the resource's files as a tree of the keep; its digest."""
         if resource.on_s3:
             return S3Prefix(self.keep, resource.stored_path, resource.endpoint).store_tree()
-        return self.keep.put_tree(resource.path, progress=progress).digest
+        scanned = scan_directory(resource.path, self.keep.algorithm)
+        tree = self.keep.put_tree(resource.path, progress=progress, scanned=scanned).digest
+        shared = any(s.kind == "f" and s.stat.st_nlink > 1 for s in scanned.entries)
+        if shared and head_tree is not None and tree != head_tree:
+            tree = shared_modes(self.keep, tree, head_tree)
+        return tree
 
     def resources(self) -> list[Resource]:
         return list_resources(self.db, self.root, self.state)
