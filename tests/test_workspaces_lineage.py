@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from datakeep.digest import hash_bytes
 from datakeep.errors import InvalidInput
 from datakeep.keep import Keep
 from datakeep.workspaces import LineageConsistencyError, Workspace
@@ -51,6 +52,10 @@ def test_steps_record_inputs_code_and_outputs(ws: Workspace) -> None:
     assert stored is not None
     assert stored["outputs"][0]["version"] == ws.find_snapshot("after-prep").trees["features"]
     assert ws.manifest("after-prep").lineage["features"] == stored
+    # a path inside a resource has a version of its own: a file's digest
+    assert ws.lineage.version_of("raw/data.csv") == hash_bytes(b"x\n1\n")
+    (ws.root / "raw/data.csv").write_text("x\n2\n")
+    assert ws.lineage.version_of("raw/data.csv").startswith("pending:")
     assert ws.lineage.entry("model") is None
 
 

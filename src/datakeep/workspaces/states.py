@@ -131,17 +131,11 @@ def version_in(keep: Keep, tree: str, subpath: str) -> str | None:
     (never stored); None if the tree has nothing there."""
     if not subpath:
         return tree
-    entries = decode_tree(keep.get(tree), keep.algorithm)
     prefix = subpath + "/"
     inner = []
-    for e in entries:
-        if e.path == subpath and e.kind != "d":
-            return e.digest
+    for e in decode_tree(keep.get(tree), keep.algorithm):
+        if e.path == subpath:  # a file or a link; or an empty directory, as an empty tree
+            return e.digest if e.kind != "d" else hash_bytes(encode_tree([]), keep.algorithm)
         if e.path.startswith(prefix):
             inner.append(TreeEntry(e.path[len(prefix) :], e.kind, e.mode, e.size, e.digest))
-        elif e.path == subpath:
-            inner = []  # an empty directory
-            return hash_bytes(encode_tree(inner), keep.algorithm)
-    if not inner:
-        return None
-    return hash_bytes(encode_tree(inner), keep.algorithm)
+    return hash_bytes(encode_tree(inner), keep.algorithm) if inner else None
