@@ -104,6 +104,21 @@ def test_two_workspaces_on_one_index_add_resources_side_by_side(
     other.close()
 
 
+def test_workspaces_sharing_one_keep_keep_their_own_history(keep: Keep, tmp_path: Path) -> None:
+    with (
+        Workspace.init(tmp_path / "a", "alpha", keep=keep.path.parent) as a,
+        Workspace.init(tmp_path / "b", "beta", keep=keep.path.parent) as b,
+    ):
+        for ws in (a, b):
+            (ws.add_resource("data", "source-data", "data").path / "f").write_text(ws.name)
+            ws.snapshot("v1")
+        assert a.find_snapshot("v1").hash != b.find_snapshot("v1").hash
+        assert [len(a.history()), len(b.history())] == [1, 1]
+        assert not (tmp_path / "a/.datakeep").exists()  # the shared keep holds both
+    with Workspace.open(tmp_path / "b") as again:
+        assert again.keep.path == keep.path and again.name == "beta"
+
+
 def test_open_finds_the_workspace_from_inside(ws: Workspace) -> None:
     ws.add_resource("data", "source-data", "data/raw")
     with Workspace.open(ws.root / "data" / "raw") as found:

@@ -78,9 +78,10 @@ def test_push_clone_pull(tmp_path: Path) -> None:
     remote = tmp_path / "remote"
     run_cli("remote", "add", "origin", str(remote), cwd=root)
     run_cli("ws", "snapshot", "v1", cwd=root)
-    assert "pushed 1 new" in run_cli("ws", "push", cwd=root).stdout.decode()
+    assert _json("ws", "push", cwd=root) == {"new_snapshots": 1}
     out = run_cli("ws", "clone", str(remote), str(tmp_path / "copy"), cwd=tmp_path)
     assert "cloned workspace lab" in out.stdout.decode()
+    assert _json("ws", "pull", cwd=tmp_path / "copy") == {"new_snapshots": []}
     assert (tmp_path / "copy/data/a.csv").read_text() == "x\n1\n"
     (tmp_path / "copy/data/a.csv").write_text("x\n3\n")
     run_cli("ws", "snapshot", "v3", cwd=tmp_path / "copy")

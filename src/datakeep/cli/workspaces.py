@@ -250,7 +250,8 @@ def restore(
 @ws.command()
 @click.argument("snapshot_name", metavar="TAG|HASH")
 @click.argument("tag")
-def untag(snapshot_name: str, tag: str) -> None:
+@AS_JSON
+def untag(snapshot_name: str, tag: str, as_json: bool) -> None:
     """Remove TAG from a snapshot (its other tags stay).
 
     \b
@@ -259,13 +260,14 @@ def untag(snapshot_name: str, tag: str) -> None:
     """
     with _workspace() as workspace:
         workspace.remove_tag(snapshot_name, tag)
-    click.echo(f"removed tag {tag}")
+    click.echo(json.dumps({"removed_tag": tag}) if as_json else f"removed tag {tag}")
 
 
 @ws.command("delete-snapshot")
 @click.argument("snapshot_name", metavar="TAG|HASH")
 @click.option("--keep-results", is_flag=True, help="Leave its results subdirectory in place.")
-def delete_snapshot(snapshot_name: str, keep_results: bool) -> None:
+@AS_JSON
+def delete_snapshot(snapshot_name: str, keep_results: bool, as_json: bool) -> None:
     """Forget a snapshot (gc reclaims what no other snapshot holds).
 
     \b
@@ -273,8 +275,9 @@ def delete_snapshot(snapshot_name: str, keep_results: bool) -> None:
         datakeep ws delete-snapshot v1 && datakeep gc
     """
     with _workspace() as workspace:
-        workspace.delete_snapshot(snapshot_name, include_results=not keep_results)
-    click.echo(f"deleted snapshot {snapshot_name}")
+        hash_ = workspace.find_snapshot(snapshot_name).hash
+        workspace.delete_snapshot(hash_, include_results=not keep_results)
+    click.echo(json.dumps({"deleted": hash_}) if as_json else f"deleted snapshot {hash_}")
 
 
 def _dot(steps: list[dict[str, Any]]) -> str:
@@ -323,7 +326,8 @@ def lineage(ref: str, as_dot: bool, as_json: bool) -> None:
 
 @ws.command()
 @click.argument("remote", required=False)
-def push(remote: str | None) -> None:
+@AS_JSON
+def push(remote: str | None, as_json: bool) -> None:
     """Send the snapshots, lineage and the bytes the remote lacks.
 
     \b
@@ -332,13 +336,14 @@ def push(remote: str | None) -> None:
     """
     with _workspace() as workspace, _progress("push") as progress:
         new = workspace.push(remote, progress)
-    click.echo(f"pushed {new} new snapshot(s)")
+    click.echo(json.dumps({"new_snapshots": new}) if as_json else f"pushed {new} new snapshot(s)")
 
 
 @ws.command()
 @click.argument("remote", required=False)
 @click.option("--force", is_flag=True, help="Overwrite changes not snapshotted.")
-def pull(remote: str | None, force: bool) -> None:
+@AS_JSON
+def pull(remote: str | None, force: bool, as_json: bool) -> None:
     """Bring the remote's snapshots and restore its newest one if it is new here.
 
     \b
@@ -347,7 +352,9 @@ def pull(remote: str | None, force: bool) -> None:
     """
     with _workspace() as workspace, _progress("pull") as progress:
         new = workspace.pull(remote, force, progress)
-    click.echo(f"pulled {len(new)} new snapshot(s)")
+    click.echo(
+        json.dumps({"new_snapshots": new}) if as_json else f"pulled {len(new)} new snapshot(s)"
+    )
 
 
 @ws.command()
@@ -357,6 +364,7 @@ def pull(remote: str | None, force: bool) -> None:
 @click.option("--snapshot", "snapshot_name", help="Restore this snapshot, not the newest.")
 @click.option("--path", "paths", multiple=True, metavar="RESOURCE=DIR", help="Put a resource here.")
 @click.option("--endpoint", help="S3-compatible endpoint URL.")
+@AS_JSON
 def clone(
     location: str,
     dest: str,
@@ -364,6 +372,7 @@ def clone(
     snapshot_name: str | None,
     paths: tuple[str, ...],
     endpoint: str | None,
+    as_json: bool,
 ) -> None:
     """Make DEST a new workspace from the remote LOCATION (a directory or s3://...).
 
@@ -378,4 +387,8 @@ def clone(
         cloned = Workspace.clone(location, dest, name, snapshot_name, where, endpoint, progress)
     with cloned:
         head = cloned.head()
-    click.echo(f"cloned workspace {cloned.name} into {cloned.root} at {head.hash if head else '-'}")
+    at = head.hash if head else None
+    if as_json:
+        _echo_json({"name": cloned.name, "root": str(cloned.root), "snapshot": at})
+    else:
+        click.echo(f"cloned workspace {cloned.name} into {cloned.root} at {at}")
