@@ -40,7 +40,12 @@ def _schema_diff(url: str) -> list[object]:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    import datakeep.runs.schema  # noqa: F401  (features declare their tables on import)
+    # features declare their tables on import: all of them, so that this test does not
+    # depend on which other test modules happened to import them first
+    import datakeep.files.schema
+    import datakeep.records.schema
+    import datakeep.runs.schema
+    import datakeep.workspaces.schema  # noqa: F401
 
     db = IndexDatabase(url)
     ensure_schema(db)

@@ -2,6 +2,7 @@
 
     import datakeep
     keep = datakeep.open(".")            # finds .datakeep upward, like git
+    keep = datakeep.open_or_init("data") # exactly data/.datakeep, created if absent
     c = keep.put(b"...", tags={"kind": "raw"})
     keep.get(c.digest)
 
@@ -63,6 +64,8 @@ __all__ = [
     "init",
     "open",
     "open_async",
+    "open_or_init",
+    "open_or_init_async",
 ]
 
 _LAZY = {
@@ -115,8 +118,49 @@ def init(
     return init_keep(path, algorithm, index, blobs, endpoint, routes, route_by)
 
 
+def open_or_init(
+    path: str | os.PathLike[str],
+    algorithm: str | None = None,
+    index: str | None = None,
+    blobs: str | os.PathLike[str] | None = None,
+    endpoint: str | None = None,
+    routes: Mapping[str, str] | None = None,
+    route_by: str | None = None,
+    router: Router | None = None,
+) -> Keep:
+    """The keep in exactly ``path/.datakeep``, created with these settings if there is
+    none (``algorithm`` default BLAKE3): no upward search, no ``$DATAKEEP_DIR``. Safe when
+    many processes call it at once on a new directory (one creates, all open). A setting
+    given that an existing keep's ``keep.json`` contradicts raises :class:`InvalidInput`;
+    one not given takes the keep's own. Arguments as for :func:`init` and :func:`open`."""
+    from .keep import init_keep
+
+    return init_keep(
+        path, algorithm, index, blobs, endpoint, routes, route_by, router, exist_ok=True
+    )
+
+
 def open_async(path: str | os.PathLike[str] = ".") -> AsyncKeep:
     """An async keep: ``async with datakeep.open_async(".") as keep: await keep.put(...)``."""
     from .aio import AsyncKeep
 
     return AsyncKeep(path)
+
+
+def open_or_init_async(
+    path: str | os.PathLike[str],
+    algorithm: str | None = None,
+    index: str | None = None,
+    blobs: str | os.PathLike[str] | None = None,
+    endpoint: str | None = None,
+    routes: Mapping[str, str] | None = None,
+    route_by: str | None = None,
+    router: Router | None = None,
+) -> AsyncKeep:
+    """:func:`open_or_init`, opened (in a worker thread) by ``async with`` or ``await
+    keep.open()``: ``async with datakeep.open_or_init_async("data") as keep: ...``."""
+    from .aio import AsyncKeep
+
+    return AsyncKeep.opened_by(
+        lambda: open_or_init(path, algorithm, index, blobs, endpoint, routes, route_by, router)
+    )

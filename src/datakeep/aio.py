@@ -3,6 +3,9 @@
 Each call runs the blocking work in a worker thread, so the event loop never waits on a
 disk, a hash or a database lock. An async iterable given to :meth:`AsyncKeep.put_stream`
 is consumed on the event loop while the hashing and writing happen in the thread.
+
+An :class:`AsyncKeep` opens its keep once, however many tasks ask at the same moment, and
+a task cancelled while the keep opens leaves nothing open behind it.
 """
 
 from __future__ import annotations
@@ -10,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import io
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from .content import CHUNK, Content, LinkMode, Page
+from .errors import InvalidInput
 from .keep import Keep, find_keep_dir
 from .progress import ProgressCallback
 
@@ -62,13 +66,46 @@ def _pull(source: AsyncIterable[bytes], loop: asyncio.AbstractEventLoop) -> Iter
         yield chunk  # type: ignore[misc]
 
 
+def _open_found(path: str | os.PathLike[str]) -> Keep:
+    return Keep(find_keep_dir(path))
+
+
+def _close_opened(job: Future[Keep]) -> None:
+    """Close the keep an abandoned opening opened (if it did)."""
+    if not job.cancelled() and job.exception() is None:
+        job.result().close()
+
+
 class AsyncKeep:
     """``async with datakeep.open_async(".") as keep: await keep.put(b"...")``."""
 
     def __init__(self, path: str | os.PathLike[str] = ".", *, max_workers: int = 8) -> None:
-        self._path = path
+        """The keep that holds ``path`` (searched upward, as :func:`datakeep.open`),
+        opened by ``async with`` or :meth:`open`."""
+        self._opener: Callable[[], Keep] = partial(_open_found, path)
         self._keep: Keep | None = None
+        self._owns_keep = True
+        self._opening = asyncio.Lock()
         self._pool = ThreadPoolExecutor(max_workers, thread_name_prefix="datakeep")
+
+    @classmethod
+    def wrap(cls, keep: Keep, *, close_keep: bool = False, max_workers: int = 8) -> AsyncKeep:
+        """Async twins of the calls of ``keep``, already open (in this thread or any).
+        Closing the :class:`AsyncKeep` leaves ``keep`` open unless ``close_keep``."""
+        if not isinstance(keep, Keep):
+            raise InvalidInput(f"AsyncKeep.wrap() takes a Keep, not {type(keep).__name__}")
+        wrapped = cls(keep.path, max_workers=max_workers)
+        wrapped._keep = keep
+        wrapped._owns_keep = close_keep
+        return wrapped
+
+    @classmethod
+    def opened_by(cls, opener: Callable[[], Keep], *, max_workers: int = 8) -> AsyncKeep:
+        """An async keep that ``opener()`` opens, in a worker thread, on ``async with`` or
+        :meth:`open`: ``AsyncKeep.opened_by(lambda: datakeep.open(".", router=...))``."""
+        unopened = cls(max_workers=max_workers)
+        unopened._opener = opener
+        return unopened
 
     async def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
@@ -82,14 +119,26 @@ class AsyncKeep:
         return self._keep
 
     async def open(self) -> AsyncKeep:
-        if self._keep is None:
-            self._keep = await self._run(lambda: Keep(find_keep_dir(self._path)))
+        """Open the keep, once: tasks asking meanwhile wait for the same one."""
+        async with self._opening:
+            if self._keep is None:
+                job = self._pool.submit(self._opener)
+                try:
+                    self._keep = await asyncio.shield(asyncio.wrap_future(job))
+                except asyncio.CancelledError:
+                    # the thread opens it anyway: close what it opens, nobody else will
+                    if not job.cancel():
+                        job.add_done_callback(_close_opened)
+                    raise
         return self
 
     async def close(self) -> None:
-        if self._keep is not None:
-            await self._run(self._keep.close)
-            self._keep = None
+        """Close the keep (unless it was wrapped without ``close_keep``) and the threads;
+        a second close does nothing."""
+        async with self._opening:  # an opening under way finishes first, then is closed
+            keep, self._keep = self._keep, None
+            if keep is not None and self._owns_keep:
+                await self._run(keep.close)
         self._pool.shutdown(wait=False)
 
     async def __aenter__(self) -> AsyncKeep:
@@ -101,18 +150,21 @@ class AsyncKeep:
         await self.close()
 
     # -- writing -------------------------------------------------------------------------
-    async def put(self, data: bytes, tags: Mapping[str, str] | None = None) -> Content:
-        result: Content = await self._run(self.keep.put, data, tags)
+    async def put(
+        self, data: bytes, tags: Mapping[str, str] | None = None, expect: str | None = None
+    ) -> Content:
+        result: Content = await self._run(self.keep.put, data, tags, expect)
         return result
 
     async def put_stream(
         self,
         source: AsyncIterable[bytes] | Iterable[bytes] | BinaryIO,
         tags: Mapping[str, str] | None = None,
+        expect: str | None = None,
     ) -> Content:
         if isinstance(source, AsyncIterable):
             source = _pull(source, asyncio.get_running_loop())
-        result: Content = await self._run(self.keep.put_stream, source, tags)
+        result: Content = await self._run(self.keep.put_stream, source, tags, expect)
         return result
 
     async def put_file(
@@ -120,8 +172,9 @@ class AsyncKeep:
         path: str | os.PathLike[str],
         tags: Mapping[str, str] | None = None,
         link: LinkMode = "copy",
+        expect: str | None = None,
     ) -> Content:
-        result: Content = await self._run(self.keep.put_file, path, tags, link)
+        result: Content = await self._run(self.keep.put_file, path, tags, link, expect)
         return result
 
     async def put_tree(
@@ -173,14 +226,22 @@ class AsyncKeep:
         result: bool = await self._run(self.keep.exists, digest)
         return result
 
+    async def aliases(self, digest: str) -> list[str]:
+        result: list[str] = await self._run(self.keep.aliases, digest)
+        return result
+
     async def find(
         self,
         tags: Mapping[str, str] | None = None,
         kind: str | None = None,
         limit: int = 100,
         after: str | None = None,
+        has_tags: Iterable[str] = (),
+        tag_prefixes: Mapping[str, str] | None = None,
     ) -> Page:
-        result: Page = await self._run(self.keep.find, tags, kind, limit, after)
+        result: Page = await self._run(
+            self.keep.find, tags, kind, limit, after, has_tags, tag_prefixes
+        )
         return result
 
     async def export(

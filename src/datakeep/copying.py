@@ -63,10 +63,12 @@ def copy_hashed(
     size: int,
     algorithm: str,
     landed: Callable[[int, int], None] | None = None,
+    also: Hasher | None = None,
 ) -> tuple[str, int]:
     """Copy ``size`` bytes of ``src`` into the empty file ``dst`` (opened for reading
     too), hashing the copy itself as it lands: (the digest of the copy, the bytes copied,
-    fewer only if ``src`` ended first). ``landed(offset, length)`` follows each step.
+    fewer only if ``src`` ended first). ``landed(offset, length)`` follows each step;
+    ``also`` (a caller's second hasher, such as an expected SHA-256) is fed the same bytes.
 
     Each step is hashed from ``dst`` while a helper thread copies the next one, so the
     hash costs little time beyond the copy: the kernel's copy and the hash run on two
@@ -88,7 +90,7 @@ def copy_hashed(
                 break
             end = offset + copied
             pending = copier.submit(step, end) if end < size else None
-            _hash_range(hasher, dst, offset, copied)
+            _hash_range(hasher, dst, offset, copied, also)
             if landed is not None:
                 landed(offset, copied)
             offset = end
@@ -109,15 +111,19 @@ def copy_verified(src: int, dst: int, digest: str, size: int) -> None:
         raise IntegrityError(f"{digest} is corrupted: its stored bytes hash to {copied_digest}")
 
 
-def _hash_range(hasher: Hasher, fd: int, offset: int, length: int) -> None:
+def _hash_range(
+    hasher: Hasher, fd: int, offset: int, length: int, also: Hasher | None = None
+) -> None:
     """Feed ``length`` bytes of ``fd`` at ``offset`` (a multiple of the page size) to
-    ``hasher``, mapped rather than read where the filesystem allows it."""
+    ``hasher`` (and ``also``), mapped rather than read where the filesystem allows it."""
     try:
         with (
             mmap.mmap(fd, length, offset=offset, access=mmap.ACCESS_READ) as mapped,
             memoryview(mapped) as view,
         ):
             hasher.update(view)
+            if also is not None:
+                also.update(view)
         return
     except OSError as exc:
         if exc.errno not in (errno.ENODEV, errno.EACCES, errno.EINVAL):
@@ -128,4 +134,6 @@ def _hash_range(hasher: Hasher, fd: int, offset: int, length: int) -> None:
         if not data:
             raise OSError(errno.EIO, "the copy ended early while it was being hashed")
         hasher.update(data)
+        if also is not None:
+            also.update(data)
         done += len(data)

@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
 from .backends import open_backend
 from .content import Content, ContentStore, LinkMode, Page, Router, fanout_key, tag_router
-from .digest import DEFAULT_ALGORITHM, check_algorithm, parse_digest
-from .errors import IndexFailure, IntegrityError, InvalidInput, NotFound
+from .digest import DEFAULT_ALGORITHM, check_algorithm
+from .errors import AlreadyExists, IndexFailure, IntegrityError, InvalidInput, InvalidPath, NotFound
 from .index import IndexDatabase, ensure_schema, recorded_algorithm
 from .keepdir import (
     CONFIG_FILE,
     KEEP_DIR,
+    check_settings,
     create_keep_dir,
     find_keep_dir,
     index_url,
@@ -46,14 +47,21 @@ _log = logging.getLogger("datakeep")
 
 def init_keep(
     path: str | os.PathLike[str] = ".",
-    algorithm: str = DEFAULT_ALGORITHM,
+    algorithm: str | None = None,
     index: str | None = None,
     blobs: str | os.PathLike[str] | None = None,
     endpoint: str | None = None,
     routes: Mapping[str, str] | None = None,
     route_by: str | None = None,
+    router: Router | None = None,
+    exist_ok: bool = False,
 ) -> Keep:
-    """Create ``path/.datakeep`` and return the open keep.
+    """Create ``path/.datakeep`` and return the open keep (with ``router``, as :class:`Keep`).
+
+    ``algorithm``: of every digest (default BLAKE3). With ``exist_ok`` a keep already in
+    exactly ``path`` is opened instead (no upward search, no ``DATAKEEP_DIR``), so many
+    processes may call this at once on a new directory: one creates, all open. A setting
+    given that the existing keep's ``keep.json`` contradicts is refused.
 
     ``index``: a database URL (default ``index.sqlite`` in the keep). ``blobs``: a
     directory for the bytes (default ``objects/`` in the keep; an absolute path, since a
@@ -66,10 +74,21 @@ def init_keep(
     ``routes={"model": "s3://models/team"}``, content put with ``kind=model`` is stored in
     the ``models`` bucket. A Python router can choose too (``Keep(..., router=)``).
     """
-    existed = (Path(path).resolve() / KEEP_DIR).exists()
-    keep_dir = create_keep_dir(path, algorithm, index, blobs, endpoint, routes, route_by)
+    target = Path(path).resolve()
+    if target.name == KEEP_DIR:
+        raise InvalidPath(f"give the directory that holds {KEEP_DIR}, not {target}")
+    existed = (target / KEEP_DIR).exists()
+    settings = (index, blobs, endpoint, routes, route_by)
     try:
-        return Keep(keep_dir)
+        keep_dir = create_keep_dir(target, algorithm or DEFAULT_ALGORITHM, *settings)
+    except AlreadyExists:
+        if not exist_ok:
+            raise
+        # there already, or another process created it meanwhile: opened like any other
+        check_settings(target / KEEP_DIR, algorithm, *settings)
+        return Keep(target / KEEP_DIR, router)
+    try:
+        return Keep(keep_dir, router)
     except BaseException:
         # an unreachable or refused index: leave nothing behind that names it
         if existed:
@@ -123,24 +142,34 @@ class Keep(MirroredReads):
         return f"<Keep {self.path} {self.algorithm}>"
 
     # -- writing -------------------------------------------------------------------------
-    def put(self, data: bytes, tags: Mapping[str, str] | None = None) -> Content:
-        """Store bytes; identical content is stored once. Returns what the index holds."""
-        return self.store.put(data, tags)
+    def put(
+        self, data: bytes, tags: Mapping[str, str] | None = None, expect: str | None = None
+    ) -> Content:
+        """Store bytes; identical content is stored once. Returns what the index holds.
+        ``expect``: a digest the caller knows (``sha256:...``, ``md5:...``), checked in the
+        same pass (a mismatch: :class:`IntegrityError`, nothing stored), then an alias."""
+        return self.store.put(data, tags, expect)
 
     def put_stream(
-        self, source: Iterable[bytes] | BinaryIO, tags: Mapping[str, str] | None = None
+        self,
+        source: Iterable[bytes] | BinaryIO,
+        tags: Mapping[str, str] | None = None,
+        expect: str | None = None,
     ) -> Content:
-        """Store an iterable of byte chunks or a binary file object, hashed as it streams."""
-        return self.store.put_stream(source, tags)
+        """Store an iterable of byte chunks or a binary file object, hashed as it streams
+        (``expect`` as for :meth:`put`)."""
+        return self.store.put_stream(source, tags, expect)
 
     def put_file(
         self,
         path: str | os.PathLike[str],
         tags: Mapping[str, str] | None = None,
         link: LinkMode = "copy",
+        expect: str | None = None,
     ) -> Content:
-        """Store one file. ``link='hardlink'`` shares its inode and makes it read-only."""
-        return self.store.put_file(path, tags, link)
+        """Store one file. ``link='hardlink'`` shares its inode and makes it read-only
+        (``expect`` as for :meth:`put`, checked before anything is linked)."""
+        return self.store.put_file(path, tags, link, expect)
 
     def put_tree(
         self,
@@ -181,12 +210,16 @@ class Keep(MirroredReads):
         """Remove the named tags only; returns how many were removed."""
         return self.store.untag(digest, keys)
 
-    # -- lookups -------------------------------------------------------------------------
+    # -- lookups (a digest or an alias recorded by ``put(..., expect=)``) ----------------
     def info(self, digest: str) -> Content:
         return self.store.info(digest)
 
     def exists(self, digest: str) -> bool:
         return self.store.exists(digest)
+
+    def aliases(self, digest: str) -> list[str]:
+        """The other digests recorded for a content (checked when it was put), sorted."""
+        return self.store.aliases_of(digest)
 
     def find(
         self,
@@ -194,9 +227,12 @@ class Keep(MirroredReads):
         kind: str | None = None,
         limit: int = 100,
         after: str | None = None,
+        has_tags: Iterable[str] = (),
+        tag_prefixes: Mapping[str, str] | None = None,
     ) -> Page:
-        """Contents with all of ``tags``; page with ``after=page.next``."""
-        return self.store.find(tags, kind, limit, after)
+        """Contents with all of ``tags``, a tag of each name in ``has_tags`` (any value)
+        and a value starting with each of ``tag_prefixes``; page with ``after=page.next``."""
+        return self.store.find(tags, kind, limit, after, has_tags, tag_prefixes)
 
     @property
     def on_repair(self) -> Callable[[str], None] | None:
@@ -284,7 +320,7 @@ class Keep(MirroredReads):
         """Keep ``digest`` (for a tree, with its files) through every gc until unpinned."""
         from .maintenance.roots import pin
 
-        self.store.info(digest)
+        digest = self.store.info(digest).digest
         with self.store.leases.shared():  # a pin makes content live: not while gc sweeps
             pin(self.db, digest, note)
 
@@ -292,7 +328,7 @@ class Keep(MirroredReads):
         """Remove a pin; True if there was one."""
         from .maintenance.roots import unpin
 
-        return unpin(self.db, str(parse_digest(digest)))
+        return unpin(self.db, self.store.canonical(digest))
 
     def pins(self) -> list[str]:
         """Pinned digests, sorted."""
@@ -331,6 +367,7 @@ class Keep(MirroredReads):
         from .maintenance.verify import tree_problems
 
         info = self.store.verify(digest)
+        digest = info.digest  # the content's own, if an alias named it
         if info.kind == "tree":
             entries = decode_tree(self.store.get(digest), self.algorithm)
             problems = [] if shallow else tree_problems(self.store, digest, entries)

@@ -28,6 +28,7 @@ __all__ = [
     "CONFIG_FILE",
     "KEEP_DIR",
     "KEEP_FORMAT",
+    "check_settings",
     "create_keep_dir",
     "find_keep_dir",
     "index_url",
@@ -129,6 +130,42 @@ def create_keep_dir(
         config["route_by"] = route_by
     _write_config_once(keep_dir / CONFIG_FILE, config)
     return keep_dir
+
+
+def check_settings(
+    keep_dir: Path,
+    algorithm: str | None,
+    index: str | None,
+    blobs: str | os.PathLike[str] | None,
+    endpoint: str | None,
+    routes: Mapping[str, str] | None,
+    route_by: str | None,
+) -> None:
+    """Refuse (:class:`InvalidInput`) an existing keep whose ``keep.json`` says otherwise
+    than a setting given (None: not given, the keep's own stands); the arguments are those
+    of :func:`create_keep_dir`."""
+    from .backends import backend_for_location
+
+    config = read_config(keep_dir)
+    stored_blobs = dict(config["blobs"])
+    stored_routes = stored_blobs.pop("routes", None)
+    differ: list[str] = []
+    if algorithm is not None and check_algorithm(algorithm) != config["algorithm"]:
+        differ.append(f"{config['algorithm']} digests, not {algorithm}")
+    if index is not None and index != config["index"]:
+        differ.append(f"the index {config['index']}, not {index}")
+    if blobs is not None:
+        name, settings = backend_for_location(str(blobs), endpoint)
+        if {"backend": name, **settings} != stored_blobs:
+            differ.append(f"its blobs in {stored_blobs}, not {blobs}")
+    elif endpoint is not None and endpoint != stored_blobs.get("endpoint"):
+        differ.append(f"the endpoint {stored_blobs.get('endpoint')}, not {endpoint}")
+    if routes is not None and dict(routes) != (stored_routes or {}):
+        differ.append(f"the routes {stored_routes or {}}, not {dict(routes)}")
+    if route_by is not None and route_by != config.get("route_by"):
+        differ.append(f"route_by {config.get('route_by')}, not {route_by}")
+    if differ:
+        raise InvalidInput(f"the keep in {keep_dir} has " + "; ".join(differ))
 
 
 def _write_config_once(path: Path, config: dict[str, Any]) -> None:

@@ -1,6 +1,8 @@
 """The facade's reads: verified always, and served from a mirror (a remote that holds a
 copy) when the primary copy is missing or damaged, saying so; the primary is never
-repaired behind the caller's back (``pull`` and ``repair`` do that)."""
+repaired behind the caller's back (``pull`` and ``repair`` do that). A content may be
+named by its digest or by an alias (another digest of its bytes, checked when it was
+put); the bytes are always verified against the content's own digest."""
 
 from __future__ import annotations
 
@@ -12,7 +14,6 @@ from pathlib import Path
 from typing import TypeVar
 
 from .content import CHUNK, Content, ContentStore, LinkMode
-from .digest import parse_digest
 from .errors import AlreadyExists, IntegrityError, NotFound
 from .progress import ProgressCallback
 from .trees.export import export_tree
@@ -57,13 +58,14 @@ class MirroredReads:
         self, digest: str, failure: Exception, read: Callable[[ContentStore, str], tuple[str, T]]
     ) -> T:
         """Serve ``digest`` from a mirror, saying so; else raise the primary's failure."""
+        own = self.store.canonical(digest)  # what a mirror's inventory knows, not an alias
         try:
-            mirror, result = read(self.store, str(parse_digest(digest)))
+            mirror, result = read(self.store, own)
         except NotFound:
             raise failure from None
         message = (
-            f"{digest} served from mirror {mirror!r}: the primary copy failed ({failure}); "
-            f"it was not repaired (see 'datakeep pull {mirror} {digest}' or 'datakeep repair')"
+            f"{own} served from mirror {mirror!r}: the primary copy failed ({failure}); "
+            f"it was not repaired (see 'datakeep pull {mirror} {own}' or 'datakeep repair')"
         )
         _log.warning(message)
         if self.on_fallback is not None:
@@ -112,6 +114,7 @@ class MirroredReads:
     ) -> Content:
         """Write a blob to the file ``dest`` or a tree to the directory ``dest``, verified."""
         info = self.store.info(digest)
+        digest = info.digest  # an alias names the content, which is checked by its own
         target = Path(dest)
         if info.kind == "tree":
             # a file whose stored copy fails comes from a mirror, reported like a get

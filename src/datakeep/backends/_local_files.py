@@ -16,6 +16,7 @@ from ..copying import copy_hashed
 from ..errors import StorageError
 
 if TYPE_CHECKING:
+    from ..digest import Hasher
     from ._local import LocalBackend
 
 __all__ = [
@@ -140,7 +141,9 @@ class StagedLocalFile:
             self.abort()
             raise storage_error("write", "(staged)", exc) from exc
 
-    def copy_from(self, src: int, size: int, algorithm: str) -> tuple[str, int]:
+    def copy_from(
+        self, src: int, size: int, algorithm: str, also: Hasher | None = None
+    ) -> tuple[str, int]:
         """Copy ``size`` bytes of the open file ``src`` in, instead of writing them:
         :func:`~datakeep.copying.copy_hashed`'s (digest of the copy, bytes copied)."""
         assert self._file is not None and not self._written, "copy_from into a used file"
@@ -150,7 +153,7 @@ class StagedLocalFile:
             start_writeback(fd, offset, length)  # the disk works while the rest is copied
 
         try:
-            digest, copied = copy_hashed(src, fd, size, algorithm, landed)
+            digest, copied = copy_hashed(src, fd, size, algorithm, landed, also)
         except OSError as exc:
             self.abort()
             raise storage_error("copy", "(staged)", exc) from exc

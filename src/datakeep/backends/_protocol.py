@@ -11,9 +11,12 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, ClassVar, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, Literal, Protocol, runtime_checkable
 
 from ..errors import InvalidPath
+
+if TYPE_CHECKING:
+    from ..digest import Hasher
 
 __all__ = ["Backend", "BlobInfo", "FileBackend", "IngestLink", "StagedBlob", "check_key"]
 
@@ -103,10 +106,12 @@ class Backend(Protocol):
 class StagedFile(StagedBlob, Protocol):
     """A blob being written to a file, which can also be filled by copying a file."""
 
-    def copy_from(self, src: int, size: int, algorithm: str) -> tuple[str, int]:
+    def copy_from(
+        self, src: int, size: int, algorithm: str, also: Hasher | None = None
+    ) -> tuple[str, int]:
         """Fill the (still empty) blob with ``size`` bytes of the open file ``src``,
         copied in the kernel and hashed as they land: (the digest of the copy, the bytes
-        copied, fewer only if ``src`` ended first)."""
+        copied, fewer only if ``src`` ended first). ``also`` is fed the same bytes."""
 
     def __enter__(self) -> StagedFile: ...
 

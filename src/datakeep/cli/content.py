@@ -137,7 +137,14 @@ def _write_out(digest: str, one_pass: bool) -> None:
 
 
 @cli.command("ls")
-@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Only with this tag.")
+@click.option(
+    "--tag",
+    "tags",
+    multiple=True,
+    metavar="KEY[=VALUE]",
+    help="Only with this tag: KEY (any value), KEY=VALUE, or KEY=PREFIX* (a value that "
+    "starts so; a value ending in a real * is written \\*). Repeat: all must hold.",
+)
 @click.option("--kind", type=click.Choice(["blob", "tree"]), help="Only blobs or only trees.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many.")
 @click.option("--after", metavar="DIGEST", help="Start after this digest (paging).")
@@ -150,13 +157,14 @@ def ls_(
     \b
     Example:
         datakeep ls --tag stage=raw --kind tree --json
+        datakeep ls --tag owner --tag run=2024-*
     """
-    tag_map = _parse_pairs(tags)
+    tag_map, present, prefixes = _tag_filters(tags)
     shown = 0
     with _open() as keep:
         while limit is None or shown < limit:
             page_size = 1000 if limit is None else min(1000, limit - shown)
-            page = keep.find(tag_map, kind, page_size, after)
+            page = keep.find(tag_map, kind, page_size, after, present, prefixes)
             for c in page.items:
                 if as_json:
                     click.echo(json.dumps(_content_json(c)))
@@ -169,23 +177,47 @@ def ls_(
             after = page.next
 
 
+def _tag_filters(values: tuple[str, ...]) -> tuple[dict[str, str], list[str], dict[str, str]]:
+    """``ls --tag`` values as (exact values, keys present with any value, value prefixes)."""
+    exact: dict[str, str] = {}
+    present: list[str] = []
+    prefixes: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not key:
+            raise click.BadParameter(f"{item!r} names no tag", param_hint="--tag")
+        if not sep:
+            present.append(key)
+        elif value.endswith("\\*"):  # a literal star at the end
+            exact[key] = value[:-2] + "*"
+        elif value.endswith("*"):
+            prefixes[key] = value[:-1]
+        else:
+            exact[key] = value
+    return exact, present, prefixes
+
+
 @cli.command()
 @click.argument("digest")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
 def info(digest: str, as_json: bool) -> None:
-    """Show what the index knows of one content.
+    """Show what the index knows of one content (named by its digest or an alias: another
+    digest of its bytes, checked when it was put).
 
     \b
     Example:
         datakeep info blake3:1f0c... --json
+        datakeep info sha256:9f86d0...
     """
     with _open() as keep:
         content = keep.info(digest)
+        shown = {**_content_json(content), "aliases": keep.aliases(content.digest)}
     if as_json:
-        click.echo(json.dumps(_content_json(content), indent=2))
+        click.echo(json.dumps(shown, indent=2))
         return
-    for key, value in _content_json(content).items():
-        click.echo(f"{key:<11} {value}")
+    for key, value in shown.items():
+        text = " ".join(value) if isinstance(value, list) else value
+        click.echo(f"{key:<11} {text}".rstrip())
 
 
 @cli.command()

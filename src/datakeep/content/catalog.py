@@ -1,16 +1,17 @@
-"""What the index knows of contents: lookups by digest, keyset-paged finds by tag and
-kind, the listing of stored blobs with their keys, and tags."""
+"""What the index knows of contents: lookups by digest (or by an alias: another digest of
+the same bytes, checked when it was put), keyset-paged finds by tag and kind, the listing
+of stored blobs with their keys, and tags."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, exists, select
+from sqlalchemy import Connection, and_, exists, func, select
 
 from ..digest import parse_digest
-from ..errors import InvalidInput, NotFound
-from ..index import IndexDatabase, Leases, contents, placements
+from ..errors import IntegrityError, InvalidInput, NotFound
+from ..index import IndexDatabase, Leases, aliases, contents, placements
 from ..index import tags as tag_table
 from ..index.upsert import insert_or_update
 from .model import PRIMARY, Content, Page, Stored, check_tags
@@ -24,14 +25,42 @@ class Catalog:
 
     db: IndexDatabase
     leases: Leases
+    algorithm: str
+
+    def canonical(self, digest: str) -> str:
+        """The content's own digest for ``digest``: itself if it is in the keep's algorithm
+        (no query) or no alias is recorded (lookups then find nothing), else the content
+        the alias names. :class:`IntegrityError` if an alias names more than one content
+        (a hash collision, possible with MD5): it cannot say which one was meant."""
+        parsed = parse_digest(digest)
+        if parsed.algorithm == self.algorithm:
+            return digest
+        name = str(parsed)
+        query = select(aliases.c.digest).where(aliases.c.alias == name).limit(2)
+        with self.db.read("looking up an alias") as conn:
+            found = list(conn.execute(query).scalars())
+        if len(found) > 1:
+            named = " and ".join(found)
+            raise IntegrityError(
+                f"{name} names more than one content ({named}): a {parsed.algorithm} "
+                "collision; ask for the content by its own digest"
+            )
+        return found[0] if found else name
+
+    def aliases_of(self, digest: str) -> list[str]:
+        """The other digests recorded for a content (checked when it was put), sorted."""
+        query = select(aliases.c.alias).where(aliases.c.digest == self.canonical(digest))
+        with self.db.read("listing aliases") as conn:
+            return sorted(conn.execute(query).scalars())
 
     def key_of(self, digest: str) -> str:
         """The backend key of a stored digest; :class:`NotFound` if not recorded."""
-        return self._locate(digest)[1]
+        return self._locate(digest)[2]
 
-    def _locate(self, digest: str) -> tuple[int, str]:
-        """(size, backend key) of a stored digest in one query; :class:`NotFound` if absent."""
-        parse_digest(digest)
+    def _locate(self, digest: str) -> tuple[str, int, str]:
+        """(the content's own digest, size, backend key) of a stored digest or alias, in
+        one query for a digest; :class:`NotFound` if absent."""
+        digest = self.canonical(digest)
         with self.db.read("looking up a blob") as conn:
             row = conn.execute(
                 select(contents.c.size, placements.c.pointer)
@@ -40,7 +69,7 @@ class Catalog:
             ).first()
         if row is None:
             raise NotFound(f"no content {digest} in this keep")
-        return int(row[0]), key_of_pointer(row[1])
+        return digest, int(row[0]), key_of_pointer(row[1])
 
     def keys_of(self, digests: Iterable[str], missing_ok: bool = False) -> dict[str, str]:
         """Backend keys of many digests at once; :class:`NotFound` names one that is absent
@@ -62,9 +91,13 @@ class Catalog:
         return keys
 
     def exists(self, digest: str) -> bool:
-        parse_digest(digest)
+        """True if a content has this digest, or this alias (even shared by two)."""
+        parsed = parse_digest(digest)
+        found = exists().where(contents.c.digest == digest)
+        if parsed.algorithm != self.algorithm:  # an alias row names an existing content
+            found = exists().where(aliases.c.alias == str(parsed))
         with self.db.read("looking up content") as conn:
-            return conn.execute(select(exists().where(contents.c.digest == digest))).scalar_one()
+            return conn.execute(select(found)).scalar_one()
 
     def missing(self, digests: Iterable[str]) -> set[str]:
         """Those of ``digests`` that the index does not hold."""
@@ -82,7 +115,8 @@ class Catalog:
         return wanted - found
 
     def info(self, digest: str) -> Content:
-        parse_digest(digest)
+        """What the index holds of a digest or alias (under the content's own digest)."""
+        digest = self.canonical(digest)
         items = self._load([digest])
         if not items:
             raise NotFound(f"no content {digest} in this keep")
@@ -118,25 +152,32 @@ class Catalog:
         kind: str | None = None,
         limit: int = 100,
         after: str | None = None,
+        has_tags: Iterable[str] = (),
+        tag_prefixes: Mapping[str, str] | None = None,
     ) -> Page:
-        """Contents carrying every tag in ``tags``, by digest, ``limit`` at a time.
+        """Contents carrying every tag in ``tags``, every key of ``has_tags`` (any value)
+        and, for each key of ``tag_prefixes``, a value starting with the prefix given
+        (case-sensitive, taken literally: no wildcards); by digest, ``limit`` at a time.
 
         Keyset paging: rows added meanwhile never make a page skip or repeat an item.
         """
         if limit < 1:
             raise InvalidInput("limit must be at least 1")
+        if isinstance(has_tags, str):
+            raise InvalidInput("has_tags takes a list of tag names, not one string")
         tag_map = check_tags(tags)
+        prefixes = check_tags(tag_prefixes)
+        present = check_tags(dict.fromkeys(has_tags, ""))
         query = select(contents.c.digest).order_by(contents.c.digest).limit(limit + 1)
-        for key, value in tag_map.items():
-            query = query.where(
-                exists().where(
-                    and_(
-                        tag_table.c.digest == contents.c.digest,
-                        tag_table.c.key == key,
-                        tag_table.c.value == value,
-                    )
-                )
-            )
+        conditions = [tag_table.c.value == value for value in tag_map.values()]
+        # substr, not LIKE: SQLite's LIKE ignores case, and a prefix holds no wildcards;
+        # the index on (key, value) narrows to the key, so only its values are compared
+        conditions += [func.substr(tag_table.c.value, 1, len(p)) == p for p in prefixes.values()]
+        keys = [*tag_map, *prefixes]
+        for key, condition in zip(keys, conditions, strict=True):
+            query = query.where(_tagged(key, condition))
+        for key in present:
+            query = query.where(_tagged(key))
         if kind is not None:
             query = query.where(contents.c.kind == kind)
         if after is not None:
@@ -192,7 +233,7 @@ class Catalog:
     # -- tags ----------------------------------------------------------------------------
     def tag(self, digest: str, tag_map: Mapping[str, str]) -> None:
         checked = check_tags(tag_map)
-        self.info(digest)
+        digest = self.info(digest).digest
         rows = [{"digest": digest, "key": k, "value": v} for k, v in sorted(checked.items())]
         with self.leases.shared():  # a tag makes content live: not while gc sweeps
             self.db.transact(
@@ -204,7 +245,7 @@ class Catalog:
 
     def untag(self, digest: str, keys: Iterable[str]) -> int:
         """Remove only the named tags; returns how many were removed."""
-        parse_digest(digest)
+        digest = self.canonical(digest)
         names = sorted(set(keys))
 
         def run(conn: Connection) -> int:
@@ -213,3 +254,12 @@ class Catalog:
             ).rowcount
 
         return self.db.transact("untagging", run)
+
+
+def _tagged(key: str, value_matches: Any = None) -> Any:
+    """A condition: the content has tag ``key`` (whose value matches, if a condition is
+    given)."""
+    condition = and_(tag_table.c.digest == contents.c.digest, tag_table.c.key == key)
+    if value_matches is not None:
+        condition = and_(condition, value_matches)
+    return exists().where(condition)

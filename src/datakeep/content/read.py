@@ -48,11 +48,11 @@ class BlobReading(Catalog):
         return io.BytesIO(data)
 
     def open(self, digest: str) -> io.BufferedReader:
-        size, key = self._locate(digest)
+        digest, size, key = self._locate(digest)
         return io.BufferedReader(VerifiedReader(self.open_blob(key, digest), digest, size), CHUNK)
 
     def get(self, digest: str) -> bytes:
-        size, key = self._locate(digest)
+        digest, size, key = self._locate(digest)
         with self.open_blob(key, digest) as raw:
             reader = VerifiedReader(raw, digest, size)
             buffer = bytearray(size + 1)
@@ -118,8 +118,8 @@ class BlobReading(Catalog):
     def verify(self, digest: str) -> Content:
         """Re-hash one stored blob; :class:`IntegrityError` if it does not match."""
         info = self.info(digest)
-        with self.open_blob(self.key_of(digest), digest) as raw:
-            drain_verified(raw, digest, info.size)
+        with self.open_blob(self.key_of(info.digest), info.digest) as raw:
+            drain_verified(raw, info.digest, info.size)
         return info
 
     def export_file(

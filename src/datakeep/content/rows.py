@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete
 
-from ..index import contents, inline_blobs, placements
+from ..index import aliases, contents, inline_blobs, placements
 from ..index import tags as tag_table
 from ..index.upsert import insert_ignore, insert_or_update
 
@@ -32,6 +32,9 @@ class IndexRows:
     replace: bool = False
     """Point the primary placements at these blobs even where the index holds another
     copy (one found damaged): a repair, never a plain put."""
+    aliases: list[dict[str, Any]] = field(default_factory=list)
+    """Other digests of these contents, checked against their bytes (``alias``,
+    ``digest``)."""
 
     def insert(self, dialect: str, execute: Execute) -> dict[str, float]:
         """Insert the rows (idempotent); the digests new to the index, with ``created_at``."""
@@ -59,6 +62,8 @@ class IndexRows:
             execute(insert_ignore(dialect, placements, ["digest", "location"]), self.placements)
         if self.tags:
             execute(insert_or_update(dialect, tag_table, ["digest", "key"], ["value"]), self.tags)
+        if self.aliases:
+            execute(insert_ignore(dialect, aliases, ["alias", "digest"]), self.aliases)
         return created
 
 

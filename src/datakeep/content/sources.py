@@ -9,7 +9,7 @@ import stat
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
-from ..errors import InvalidInput, InvalidPath, NotFound, StorageError
+from ..errors import DatakeepError, InvalidInput, InvalidPath, NotFound
 from .model import CHUNK
 
 __all__ = ["check_unchanged", "chunks", "read_whole", "source_file"]
@@ -57,7 +57,7 @@ def source_file(
     except PermissionError as exc:
         raise InvalidInput(f"cannot read {os.fspath(path)}: permission denied") from exc
     except OSError as exc:
-        if isinstance(exc, StorageError):
+        if isinstance(exc, DatakeepError):  # storing failed, or the bytes were not as expected
             raise
         raise InvalidInput(f"cannot read {os.fspath(path)}: {exc.strerror or exc}") from exc
 

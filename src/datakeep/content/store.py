@@ -25,6 +25,7 @@ from ..errors import IntegrityError, InvalidInput, NotFound
 from ..index import IndexDatabase, Leases, contents, inline_blobs, placements
 from ..index.direct import DirectConnection, direct_connection
 from ..index.upsert import insert_ignore
+from .expect import Expected, expectation
 from .model import (
     CHUNK,
     INLINE_BACKEND,
@@ -272,31 +273,49 @@ class ContentStore(BlobReading, BlobWriting):
             )
 
     # -- the user-facing puts ----------------------------------------------------------
-    def put(self, data: bytes, tags: Mapping[str, str] | None = None) -> Content:
+    # ``expect``: a digest the caller knows (any algorithm), checked in the same pass;
+    # on a mismatch IntegrityError and nothing stored (see :mod:`.expect`)
+    def put(
+        self, data: bytes, tags: Mapping[str, str] | None = None, expect: str | None = None
+    ) -> Content:
         if not isinstance(data, bytes | bytearray | memoryview):
             raise InvalidInput(f"put() takes bytes, not {type(data).__name__}")
-        return self._put(lambda: self.write_bytes(bytes(data), tags), tags)
+        wanted = expectation(expect, self.algorithm)
+        return self._put(lambda: self.write_bytes(bytes(data), tags, wanted), tags, wanted)
 
     def put_stream(
-        self, source: Iterable[bytes] | BinaryIO, tags: Mapping[str, str] | None = None
+        self,
+        source: Iterable[bytes] | BinaryIO,
+        tags: Mapping[str, str] | None = None,
+        expect: str | None = None,
     ) -> Content:
-        return self._put(lambda: self.write_stream(source, tags), tags)
+        wanted = expectation(expect, self.algorithm)
+        return self._put(lambda: self.write_stream(source, tags, wanted), tags, wanted)
 
     def put_file(
         self,
         path: str | os.PathLike[str],
         tags: Mapping[str, str] | None = None,
         link: LinkMode = "copy",
+        expect: str | None = None,
     ) -> Content:
-        return self._put(lambda: self.write_file(path, tags, link), tags)
+        wanted = expectation(expect, self.algorithm)
+        return self._put(lambda: self.write_file(path, tags, link, None, wanted), tags, wanted)
 
-    def _put(self, write: Callable[[], Written], tags: Mapping[str, str] | None) -> Content:
+    def _put(
+        self,
+        write: Callable[[], Written],
+        tags: Mapping[str, str] | None,
+        expect: Expected | None = None,
+    ) -> Content:
         checked = check_tags(tags)
         # recorded straight through the driver (index/direct.py); on PostgreSQL the lease
         # is a lock of the same transaction
         with direct_connection(self.db) as direct, self.leases.shared(on=direct):
             written = write()
             rows = self._durable_rows([written], checked, "blob")
+            if expect is not None and expect.alias is not None:
+                rows.aliases.append({"alias": expect.alias, "digest": written.digest})
             created = direct.transact(
                 "recording content", lambda d: self._record_put(d, written, rows)
             )
@@ -318,7 +337,7 @@ class ContentStore(BlobReading, BlobWriting):
                 # a damaged copy in a pack or the index is replaced by this put's good
                 # one; a whole file kept elsewhere (routed) is not read back here
                 if not stored_as_file(kept) and self.check_or_set_aside(small) == "set aside":
-                    replaced = dataclasses.replace(rows, tags=[], replace=True)
+                    replaced = dataclasses.replace(rows, tags=[], aliases=[], replace=True)
                     replaced.insert(self.db.dialect, direct.execute)
                     return created
                 # kept elsewhere already (in a pack, inline, or routed by other tags): no

@@ -1,6 +1,7 @@
 """The write path: bytes, streams and files become blobs in the backend, named by the
 digest computed while they stream through once. Nothing here touches the index; the
-caller records what was written (:meth:`ContentStore.record`)."""
+caller records what was written (:meth:`ContentStore.record`). A caller's expected digest
+(:mod:`.expect`) is hashed in the same pass and checked before a blob is published."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import BinaryIO, Literal
 from ..backends import Backend, FileBackend
 from ..digest import Hasher, new_hasher
 from ..errors import InvalidInput, LinkUnsupported
+from .expect import Expected
 from .model import CHUNK, SMALL_FILE, LinkMode, Router, Written
 from .packs import build_pack, member_key, pack_digest
 from .sources import check_unchanged, chunks, read_whole, source_file
@@ -36,26 +38,41 @@ class BlobWriting:
     def _digest_of(self, hasher: Hasher) -> str:
         return f"{self.algorithm}:{hasher.hexdigest()}"
 
-    def write_bytes(self, data: bytes, tags: Mapping[str, str] | None = None) -> Written:
+    def write_bytes(
+        self,
+        data: bytes,
+        tags: Mapping[str, str] | None = None,
+        expect: Expected | None = None,
+    ) -> Written:
         hasher = new_hasher(self.algorithm)
         hasher.update(data)
         digest = self._digest_of(hasher)
+        if expect is not None:
+            expect.check_bytes(digest, data)
         key = self.router(digest, tags or {})
         if not self.backend.create(key, data) and self.set_aside_if_bad(digest, len(data), key):
             self.backend.create(key, data)
         return Written(digest, len(data), key)
 
     def write_stream(
-        self, source: Iterable[bytes] | BinaryIO, tags: Mapping[str, str] | None = None
+        self,
+        source: Iterable[bytes] | BinaryIO,
+        tags: Mapping[str, str] | None = None,
+        expect: Expected | None = None,
     ) -> Written:
         hasher = new_hasher(self.algorithm)
+        side = None if expect is None else expect.side_hasher()
         size = 0
         with self.backend.stage() as staged:
             for chunk in chunks(source):
                 hasher.update(chunk)
+                if side is not None:
+                    side.update(chunk)
                 staged.write(chunk)
                 size += len(chunk)
             digest = self._digest_of(hasher)
+            if expect is not None:  # leaving the block without a commit discards the bytes
+                expect.check(digest, side)
             key = self.router(digest, tags or {})
             # checked before the commit: a stream cannot be read again to retry
             self.set_aside_if_bad(digest, size, key)
@@ -68,38 +85,45 @@ class BlobWriting:
         tags: Mapping[str, str] | None = None,
         link: LinkMode = "copy",
         expected: os.stat_result | None = None,
+        expect: Expected | None = None,
     ) -> Written:
         """Store one regular file; the bytes are read once.
 
         ``expected`` is the file's stat from a directory scan: the file is stored only if
         it is still that file, unchanged, once read (which saves a stat per file).
+        ``expect``: the digest the caller knows, checked before the blob is published.
         """
         with source_file(path, expected) as (fd, before):
             if link == "copy" and before.st_size <= SMALL_FILE:
                 # raw reads: a buffered file object costs four more system calls
                 data = read_whole(fd, before.st_size)
                 check_unchanged(fd, before, path)
-                return self.write_bytes(data, tags)
+                return self.write_bytes(data, tags, expect)
             with open(fd, "rb", closefd=False) as f:
                 if link != "copy":
-                    written = self._write_linked(f, Path(path), before.st_size, tags, link)
+                    written = self._write_linked(f, Path(path), before.st_size, tags, link, expect)
                     if written is not None:
                         return written
                     f.seek(0)
                 if self.files is not None and before.st_size >= CHUNK:
-                    written = self._copy_file_in(fd, before.st_size, tags)
+                    written = self._copy_file_in(fd, before.st_size, tags, expect)
                 else:
-                    written = self.write_stream(f, tags)
+                    written = self.write_stream(f, tags, expect)
                 check_unchanged(fd, before, path)
                 return written
 
-    def _copy_file_in(self, fd: int, size: int, tags: Mapping[str, str] | None) -> Written:
+    def _copy_file_in(
+        self, fd: int, size: int, tags: Mapping[str, str] | None, expect: Expected | None
+    ) -> Written:
         """Store ``size`` bytes of the open file ``fd`` copied in the kernel, named by the
         hash of the copy itself (the caller checks that the file did not change)."""
         assert self.files is not None
         for _attempt in range(2):  # copies by offset: a second one needs no seek
             with self.files.stage() as staged:
-                digest, copied = staged.copy_from(fd, size, self.algorithm)
+                side = None if expect is None else expect.side_hasher()
+                digest, copied = staged.copy_from(fd, size, self.algorithm, side)
+                if expect is not None:  # the copy is discarded unless committed
+                    expect.check(digest, side)
                 key = self.router(digest, tags or {})
                 if staged.commit(key) or not self.set_aside_if_bad(digest, copied, key):
                     break
@@ -153,6 +177,7 @@ class BlobWriting:
         size: int,
         tags: Mapping[str, str] | None,
         link: LinkMode,
+        expect: Expected | None,
     ) -> Written | None:
         """Store ``path`` by hard link or reflink; None means fall back to a copy."""
         files = self.files
@@ -162,10 +187,15 @@ class BlobWriting:
             return None
         before = os.fstat(f.fileno())
         hasher = new_hasher(self.algorithm)
+        side = None if expect is None else expect.side_hasher()
         for chunk in chunks(f):
             hasher.update(chunk)
+            if side is not None:
+                side.update(chunk)
         check_unchanged(f.fileno(), before, path)
         digest = self._digest_of(hasher)
+        if expect is not None:  # before anything is linked in
+            expect.check(digest, side)
         key = self.router(digest, tags or {})
         tries: list[Literal["reflink", "hardlink"]] = (
             ["hardlink"] if link == "hardlink" else ["reflink", "hardlink"]

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from .lease import Leases
     from .migrate import ensure_schema, recorded_algorithm
     from .schema import (
+        aliases,
         contents,
         inline_blobs,
         keep_meta,
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = [
     "IndexDatabase",
     "Leases",
+    "aliases",
     "contents",
     "ensure_schema",
     "inline_blobs",
@@ -48,6 +50,7 @@ _LAZY = {
     "recorded_algorithm": "migrate",
     **dict.fromkeys(
         [
+            "aliases",
             "contents",
             "inline_blobs",
             "keep_meta",

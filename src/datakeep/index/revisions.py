@@ -18,5 +18,6 @@ REVISIONS: tuple[str, ...] = (
     "0006_files",
     "0007_records",
     "0008_workspaces",
+    "0009_aliases",
 )
 HEAD = REVISIONS[-1]

@@ -22,6 +22,7 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "aliases",
     "contents",
     "inline_blobs",
     "keep_meta",
@@ -76,6 +77,20 @@ inline_blobs = Table(
     metadata,
     Column("digest", DIGEST, ForeignKey("contents.digest", ondelete="CASCADE"), primary_key=True),
     Column("data", LargeBinary, nullable=False),
+)
+
+# other names of contents, each checked against the bytes when it was given
+# (``put(data, expect="sha256:...")``); several contents may share an alias only through a
+# hash collision (MD5), which a lookup by that alias reports instead of choosing. A row
+# goes with its content (ON DELETE CASCADE): an alias never outlives what it names.
+aliases = Table(
+    "aliases",
+    metadata,
+    Column("alias", DIGEST, nullable=False),
+    Column("digest", DIGEST, ForeignKey("contents.digest", ondelete="CASCADE"), nullable=False),
+    PrimaryKeyConstraint("alias", "digest"),
+    # the cascade from a swept content finds its aliases through this
+    Index("ix_aliases_digest", "digest"),
 )
 
 # explicit gc roots: pinned content is live with everything a pinned tree names
