@@ -117,9 +117,11 @@ def test_master_jobs_lifecycle_and_listing(runs: RunStore) -> None:
             MasterJob(f"m{i}", "proj", status=status, creation_time=T0 + timedelta(seconds=i + 1))
         )
     completed = runs.list_master_jobs(project_id="proj", status_filter=["completed"])
-    assert [j.master_job_id for j in completed] == ["m1", "m3"]
-    page = runs.list_master_jobs(project_id="proj", limit=2, offset=1)
-    assert [j.master_job_id for j in page] == ["m0", "m1"]
+    assert [j.master_job_id for j in completed] == ["m3", "m1"]  # newest first
+    first = runs.list_master_jobs(project_id="proj", limit=3, order="oldest")
+    assert [j.master_job_id for j in first] == ["master", "m0", "m1"] and first.next
+    rest = runs.list_master_jobs(project_id="proj", limit=3, after=first.next, order="oldest")
+    assert [j.master_job_id for j in rest] == ["m2", "m3"] and rest.next is None
     runs.update_master_job_status("m0", "cancelled")
     assert runs.get_master_job("m0").status == "cancelled"  # type: ignore[union-attr]
 
@@ -178,7 +180,7 @@ def test_keyset_paging_never_skips_or_repeats_while_records_arrive(runs: RunStor
     after = None
     arriving = 0
     while True:
-        page = runs.list_records(master_job_id="master", limit=40, after=after)
+        page = runs.list_records(master_job_id="master", limit=40, after=after, order="oldest")
         seen.extend(r.record_uid for r in page.items)
         # new records land between pages, some of them updates of earlier ones
         runs.log_records([Record(f"late-{arriving + i}", "job", "master") for i in range(7)])

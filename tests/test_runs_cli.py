@@ -40,7 +40,11 @@ def test_lists_as_tables_and_json(factory: Path) -> None:
     assert b"more: --after" in first.stderr
     after = first.stderr.decode().split("--after")[1].strip()
     rest = run_cli("runs", "records", "m1", "--after", after, "--json", cwd=factory)
-    assert [r["record_uid"] for r in json.loads(rest.stdout)] == ["r2", "r3"]
+    assert [r["record_uid"] for r in json.loads(rest.stdout)] == ["r1", "r0"]  # newest first
+    oldest = run_cli(
+        "runs", "records", "m1", "--order", "oldest", "--limit", "1", "--json", cwd=factory
+    )
+    assert [r["record_uid"] for r in json.loads(oldest.stdout)] == ["r0"]
 
 
 def test_show_and_export(factory: Path) -> None:

@@ -68,69 +68,91 @@ def runs() -> None:
     """
 
 
+PAGE = click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+AFTER = click.option("--after", metavar="TOKEN", help="The next page (its token is printed last).")
+JOB_ORDER = click.option(
+    "--order", type=click.Choice(["newest", "oldest"]), default="newest", show_default=True
+)
+
+
+def _more(page: Any, as_json: bool) -> None:
+    if page.next is not None and not as_json:
+        click.echo(f"more: --after {page.next}", err=True)
+
+
 @runs.command()
-@click.option("--limit", default=100, show_default=True)
-@click.option("--offset", default=0, show_default=True)
+@click.option(
+    "--order", type=click.Choice(["created", "name"]), default="created", show_default=True
+)
+@PAGE
+@AFTER
 @AS_JSON
-def projects(limit: int, offset: int, as_json: bool) -> None:
-    """List projects, oldest first.
+def projects(order: str, limit: int, after: str | None, as_json: bool) -> None:
+    """List projects, oldest first (or by name).
 
     \b
     Example:
-        datakeep runs projects --json
+        datakeep runs projects --order name --json
     """
     with _runs() as store:
-        items = store.list_projects(limit, offset)
-    _show(items, ["project_id", "name", "created_at", "description"], as_json)
+        page = store.list_projects(order, limit, after)
+    _show(page, ["project_id", "name", "created_at", "description"], as_json)
+    _more(page, as_json)
 
 
 @runs.command()
 @click.option("--project", help="Master jobs of this project.")
 @click.option("--master", help="Execution jobs of this master job instead.")
 @STATUS
-@click.option("--limit", default=100, show_default=True)
-@click.option("--offset", default=0, show_default=True)
+@JOB_ORDER
+@PAGE
+@AFTER
 @AS_JSON
 def jobs(
     project: str | None,
     master: str | None,
     statuses: tuple[str, ...],
+    order: str,
     limit: int,
-    offset: int,
+    after: str | None,
     as_json: bool,
 ) -> None:
-    """List master jobs (or, with --master, its execution jobs), oldest first.
+    """List master jobs (or, with --master, its execution jobs), newest first.
 
     \b
     Example:
         datakeep runs jobs --project qa --status failed --status cancelled
     """
     with _runs() as store:
+        page: Any
         if master is not None:
             columns = ["job_id", "status", "worker_id", "completed_record_count", "error_message"]
-            found: list[Any] = store.list_execution_jobs(master, statuses or None, limit, offset)
+            page = store.list_execution_jobs(master, statuses or None, limit, after, order)
         else:
             columns = ["master_job_id", "project_id", "status", "total_record_count", "end_time"]
-            found = store.list_master_jobs(project, statuses or None, limit, offset)
-    _show(found, columns, as_json)
+            page = store.list_master_jobs(project, statuses or None, limit, after, order)
+    _show(page, columns, as_json)
+    _more(page, as_json)
 
 
 @runs.command()
 @click.argument("master_job_id")
 @click.option("--job", help="Records of this execution job only.")
 @STATUS
-@click.option("--limit", default=100, show_default=True)
-@click.option("--after", type=int, help="Continue after this sequence number (printed last).")
+@JOB_ORDER
+@PAGE
+@AFTER
 @AS_JSON
 def records(
     master_job_id: str,
     job: str | None,
     statuses: tuple[str, ...],
+    order: str,
     limit: int,
-    after: int | None,
+    after: str | None,
     as_json: bool,
 ) -> None:
-    """List the records of a master job, oldest first, a page at a time.
+    """List the records of a master job, newest first, a page at a time.
 
     \b
     Example:
@@ -143,16 +165,9 @@ def records(
             found = store.get_execution_job(job)
             if found is None or found.master_job_id != master_job_id:
                 raise NotFound(f"no execution job {job!r} in master job {master_job_id!r}")
-        page = store.list_records(
-            master_job_id=None if job else master_job_id,
-            job_id=job,
-            status_filter=statuses or None,
-            limit=limit,
-            after=after,
-        )
-    _show(page.items, ["record_uid", "job_id", "status", "output_ref", "error_message"], as_json)
-    if page.next is not None and not as_json:
-        click.echo(f"more: --after {page.next}", err=True)
+        page = store.list_records(master_job_id, job, statuses or None, limit, after, order)
+    _show(page, ["record_uid", "job_id", "status", "output_ref", "error_message"], as_json)
+    _more(page, as_json)
 
 
 @runs.command()
@@ -207,24 +222,16 @@ def export(master_job_id: str, output: Any, statuses: tuple[str, ...]) -> None:
     with _runs() as store:
         if store.get_master_job(master_job_id) is None:
             raise NotFound(f"no master job {master_job_id!r}")
-        after = None
         written = 0
-        while True:
-            page = store.list_records(
-                master_job_id=master_job_id,
-                status_filter=statuses or None,
-                limit=1000,
-                after=after,
+        everything = store.list_records(
+            master_job_id, status=statuses or None, limit=None, order="oldest"
+        )
+        for record in everything:
+            line = _plain(record)
+            line["data"] = (
+                None if record.output_ref is None else store.get_record_data(record.output_ref)
             )
-            for record in page.items:
-                line = _plain(record)
-                line["data"] = (
-                    None if record.output_ref is None else store.get_record_data(record.output_ref)
-                )
-                output.write(json.dumps(line, ensure_ascii=False) + "\n")
-                written += 1
-            if page.next is None:
-                break
-            after = page.next
+            output.write(json.dumps(line, ensure_ascii=False) + "\n")
+            written += 1
     if output is not sys.stdout:
         click.echo(f"exported {written} record(s)", err=True)

@@ -19,5 +19,6 @@ REVISIONS: tuple[str, ...] = (
     "0007_records",
     "0008_workspaces",
     "0009_aliases",
+    "0010_run_fields",
 )
 HEAD = REVISIONS[-1]

@@ -19,8 +19,8 @@ from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 from ..content import INLINE_MAX
+from .aio_listing import AsyncRunListing
 from .models import ExecutionJob, MasterJob, Project, Record
-from .records import RecordPage
 from .rows import payload_bytes
 from .store import RunStore
 
@@ -83,7 +83,7 @@ def _settle(future: asyncio.Future[R], result: R) -> None:
         future.set_result(result)
 
 
-class AsyncRunStore:
+class AsyncRunStore(AsyncRunListing):
     """``async with AsyncRunStore.open(".") as runs: await runs.log_record(...)``."""
 
     def __init__(self, store: RunStore, max_batch: int = 2000, threads: int = 4) -> None:
@@ -108,11 +108,16 @@ class AsyncRunStore:
         await self._run(self.store.setup)
 
     async def close(self) -> None:
-        """Wait for every coalesced write, then close; idempotent."""
-        await self._records.flush()
-        await self._payloads.flush()
-        await self._run(self.store.close)
-        self._pool.shutdown(wait=True)
+        """Wait for every coalesced write, then close; idempotent (a second close, or one
+        after a failed open, returns quietly)."""
+        if self._pool._shutdown:
+            return
+        try:
+            await self._records.flush()
+            await self._payloads.flush()
+            await self._run(self.store.close)
+        finally:
+            self._pool.shutdown(wait=True)
 
     async def __aenter__(self) -> AsyncRunStore:
         await self.setup()
@@ -164,14 +169,14 @@ class AsyncRunStore:
     def request_config_ref(self, master_job_id: str) -> str:
         return self.store.request_config_ref(master_job_id)
 
+    def record_data_ref(self, record_uid: str) -> str:
+        return self.store.record_data_ref(record_uid)
+
     async def save_project(self, project: Project) -> None:
         await self._run(self.store.save_project, project)
 
     async def get_project(self, project_id: str) -> Project | None:
         return await self._run(self.store.get_project, project_id)
-
-    async def list_projects(self, limit: int = 100, offset: int = 0) -> list[Project]:
-        return await self._run(self.store.list_projects, limit, offset)
 
     async def log_master_job_start(self, job: MasterJob) -> None:
         await self._run(self.store.log_master_job_start, job)
@@ -204,17 +209,6 @@ class AsyncRunStore:
     async def get_master_job(self, master_job_id: str) -> MasterJob | None:
         return await self._run(self.store.get_master_job, master_job_id)
 
-    async def list_master_jobs(
-        self,
-        project_id: str | None = None,
-        status_filter: Sequence[str] | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> list[MasterJob]:
-        return await self._run(
-            self.store.list_master_jobs, project_id, status_filter, limit, offset
-        )
-
     async def log_execution_job_start(self, job: ExecutionJob) -> None:
         await self._run(self.store.log_execution_job_start, job)
 
@@ -240,36 +234,8 @@ class AsyncRunStore:
     async def get_execution_job(self, job_id: str) -> ExecutionJob | None:
         return await self._run(self.store.get_execution_job, job_id)
 
-    async def list_execution_jobs(
-        self,
-        master_job_id: str,
-        status_filter: Sequence[str] | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> list[ExecutionJob]:
-        return await self._run(
-            self.store.list_execution_jobs, master_job_id, status_filter, limit, offset
-        )
-
-    async def find_execution_jobs(
-        self, run_config_hash: str, status_filter: Sequence[str] | None = None
-    ) -> list[ExecutionJob]:
-        return await self._run(self.store.find_execution_jobs, run_config_hash, status_filter)
-
     async def get_record_metadata(self, record_uid: str) -> Record | None:
         return await self._run(self.store.get_record_metadata, record_uid)
-
-    async def list_records(
-        self,
-        master_job_id: str | None = None,
-        job_id: str | None = None,
-        status_filter: Sequence[str] | None = None,
-        limit: int = 100,
-        after: int | None = None,
-    ) -> RecordPage:
-        return await self._run(
-            self.store.list_records, master_job_id, job_id, status_filter, limit, after
-        )
 
     async def count_records(
         self,

@@ -81,6 +81,12 @@ class MasterJob:
     start_time: datetime | None = None
     end_time: datetime | None = None
     update_time: datetime = field(default_factory=utc_now)
+    target_record_count: int | None = None
+    """How many records the request asked for."""
+    storage_uri: str | None = None
+    """Where the factory keeps this job's output, as it names it."""
+    metadata_storage_uri_override: str | None = None
+    data_storage_uri_override: str | None = None
 
 
 @dataclass(slots=True)
@@ -105,6 +111,7 @@ class ExecutionJob:
     start_time: datetime | None = None
     end_time: datetime | None = None
     update_time: datetime = field(default_factory=utc_now)
+    produced_outputs_count: int = 0
 
 
 @dataclass(slots=True)
@@ -121,3 +128,5 @@ class Record:
     error_message: str | None = None
     created_at: datetime = field(default_factory=utc_now)
     updated_at: datetime = field(default_factory=utc_now)
+    end_time: datetime | None = None
+    """When the record was finished (``updated_at`` moves with every change)."""

@@ -4,9 +4,9 @@ keyset paging, counted from the counts table."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from functools import partial
+from typing import Any, overload
 
 from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
@@ -17,10 +17,11 @@ from ..errors import IndexFailure, InvalidInput, NotFound
 from ..index import IndexDatabase
 from ..index.upsert import insert_ignore, insert_or_add
 from ..keep import Keep
+from .listing import JOB_ORDERS, paged
 from .models import RECORD_STATUSES, Record
+from .paging import Page, check_order, page_of
 from .rows import (
     RecordRow,
-    check_page,
     checked_statuses,
     count_by_status,
     model_of,
@@ -32,12 +33,8 @@ from .schema import execution_jobs, record_counts, records
 __all__ = ["RecordLog", "RecordPage"]
 
 
-@dataclass(frozen=True, slots=True)
-class RecordPage:
-    """One page of records; pass ``next`` as ``after`` for the following page."""
-
-    items: list[Record]
-    next: int | None
+RecordPage = Page[Record]
+"""One page of records (a list); pass ``next`` as ``after`` for the following page."""
 
 
 class RecordLog:
@@ -116,35 +113,64 @@ class RecordLog:
             row = conn.execute(select(records).where(records.c.record_uid == record_uid)).first()
         return None if row is None else model_of(Record, row)
 
+    @overload
     def list_records(
         self,
         master_job_id: str | None = None,
         job_id: str | None = None,
-        status_filter: Sequence[str] | None = None,
+        status: str | Sequence[str] | None = None,
         limit: int = 100,
-        after: int | None = None,
-    ) -> RecordPage:
-        """Records of a master job or of an execution job, oldest first, ``limit`` at a
-        time; keyset paging (``after=page.next``) never skips or repeats a record while
-        new ones arrive."""
-        check_page(limit)
-        if (master_job_id is None) == (job_id is None):
-            raise InvalidInput("give master_job_id or job_id")
+        after: str | None = None,
+        order: str = "newest",
+        status_filter: Sequence[str] | None = None,
+    ) -> Page[Record]: ...
+    @overload
+    def list_records(
+        self,
+        master_job_id: str | None = None,
+        job_id: str | None = None,
+        status: str | Sequence[str] | None = None,
+        *,
+        limit: None,
+        after: str | None = None,
+        order: str = "newest",
+        status_filter: Sequence[str] | None = None,
+    ) -> Iterator[Record]: ...
+    def list_records(
+        self,
+        master_job_id: str | None = None,
+        job_id: str | None = None,
+        status: str | Sequence[str] | None = None,
+        limit: int | None = 100,
+        after: str | None = None,
+        order: str = "newest",
+        status_filter: Sequence[str] | None = None,
+    ) -> Page[Record] | Iterator[Record]:
+        """Records of a master job, of an execution job, or of both (the job within the
+        master job), with these statuses, newest first by default; ``limit`` at a time
+        with keyset paging (``after=page.next``), which never skips or repeats a record
+        while new ones arrive; ``limit=None`` for all of them, paged underneath.
+        ``status_filter`` is the older name of ``status``."""
+        check_order(order, JOB_ORDERS)
+        if master_job_id is None and job_id is None:
+            raise InvalidInput("give master_job_id, job_id or both")
+        if status is not None and status_filter is not None:
+            raise InvalidInput("give status or status_filter, not both")
         query = select(records)
         if master_job_id is not None:
             query = query.where(records.c.master_job_id == master_job_id)
-        else:
+        if job_id is not None:
             query = query.where(records.c.job_id == job_id)
-        statuses = checked_statuses(status_filter, RECORD_STATUSES)
+        statuses = checked_statuses(
+            status if status is not None else status_filter, RECORD_STATUSES
+        )
         if statuses is not None:
             query = query.where(records.c.status.in_(statuses))
-        if after is not None:
-            query = query.where(records.c.seq > after)
-        query = query.order_by(records.c.seq).limit(limit + 1)
-        with self.db.read("listing records") as conn:
-            rows = conn.execute(query).all()
-        items = [model_of(Record, r) for r in rows[:limit]]
-        return RecordPage(items, rows[limit - 1].seq if len(rows) > limit else None)
+        make = partial(model_of, Record)
+        fetch = partial(
+            page_of, self.db, query, [records.c.seq], order, order == "newest", make=make
+        )
+        return paged(fetch, limit, after)
 
     def count_records(
         self,
@@ -204,6 +230,7 @@ def _log_records(conn: Connection, rows: list[RecordRow]) -> None:
                 output_ref=_bind("output_ref"),
                 error_message=_bind("error_message"),
                 updated_at=_bind("updated_at"),
+                end_time=_bind("end_time"),
             ),
             [
                 {**{f"b_{k}": v for k, v in r._asdict().items()}, "b_uid": r.record_uid}

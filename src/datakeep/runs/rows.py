@@ -17,6 +17,7 @@ from .schema import record_counts
 
 __all__ = [
     "COUNT_KEYS",
+    "MASTER_COUNT_COLUMNS",
     "MASTER_END_COUNTS",
     "RecordRow",
     "check_page",
@@ -36,8 +37,14 @@ COUNT_KEYS = {
     "filtered": "filtered_record_count",
     "duplicate": "duplicate_record_count",
     "failed": "failed_record_count",
+    "produced_outputs": "produced_outputs_count",
 }
-"""Keys accepted in ``counts=`` and the columns they set."""
+"""Keys accepted in an execution job's ``counts=`` and the columns they set."""
+
+MASTER_COUNT_COLUMNS = tuple(
+    COUNT_KEYS[k] for k in ("completed", "filtered", "duplicate", "failed")
+)
+"""The record counts a master job keeps."""
 
 
 def checked_statuses(
@@ -96,6 +103,7 @@ class RecordRow(NamedTuple):
     error_message: str | None
     created_at: int | None
     updated_at: int | None
+    end_time: int | None
 
 
 def record_row(record: Record) -> RecordRow:
@@ -110,6 +118,7 @@ def record_row(record: Record) -> RecordRow:
         record.error_message,
         to_micros(record.created_at, "created_at"),
         to_micros(record.updated_at, "updated_at"),
+        to_micros(record.end_time, "end_time"),
     )
 
 

@@ -85,6 +85,11 @@ master_jobs = Table(
     Column("start_time", MICROS),
     Column("end_time", MICROS),
     Column("update_time", MICROS, nullable=False),
+    # 0010_run_fields: what the factory was asked for and where it writes
+    Column("target_record_count", BigInteger),
+    Column("storage_uri", Text),
+    Column("metadata_storage_uri_override", Text),
+    Column("data_storage_uri_override", Text),
     Index("ix_runs_master_jobs_project", "project_id", "status", "creation_time"),
 )
 
@@ -104,6 +109,7 @@ execution_jobs = Table(
     Column("start_time", MICROS),
     Column("end_time", MICROS),
     Column("update_time", MICROS, nullable=False),
+    Column("produced_outputs_count", BigInteger, nullable=False, default=0, server_default="0"),
     Index("ix_runs_execution_jobs_master", "master_job_id", "status", "creation_time"),
     Index("ix_runs_execution_jobs_config", "run_config_hash", "status"),
     # the target of records' composite key: a record's job belongs to its master job
@@ -122,6 +128,7 @@ records = Table(
     Column("error_message", Text),
     Column("created_at", MICROS, nullable=False),
     Column("updated_at", MICROS, nullable=False),
+    Column("end_time", MICROS),  # 0010_run_fields: when the record was finished
     Index("ix_runs_records_master", "master_job_id", "status", "seq"),
     Index("ix_runs_records_master_seq", "master_job_id", "seq"),
     Index("ix_runs_records_job", "job_id", "status", "seq"),

@@ -11,7 +11,7 @@ which is portable (no path) and cannot name anything outside the keep.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from types import TracebackType
 from typing import Any
@@ -24,6 +24,7 @@ from ..errors import InvalidInput, NotFound
 from ..index.upsert import insert_or_update
 from ..keep import Keep
 from .convert import check_id, from_json, to_json, to_micros
+from .listing import RunListing
 from .models import (
     JOB_STATUSES,
     MASTER_JOB_STATUSES,
@@ -34,11 +35,11 @@ from .models import (
     utc_now,
 )
 from .records import RecordLog
+from .refs import RECORD_DATA, REQUEST_CONFIG, issued, plain_id
 from .rows import (
     COUNT_KEYS,
+    MASTER_COUNT_COLUMNS,
     MASTER_END_COUNTS,
-    check_page,
-    checked_statuses,
     count_by_status,
     count_columns,
     model_of,
@@ -51,7 +52,7 @@ from .schema import execution_jobs, master_jobs, projects, record_counts, reques
 __all__ = ["RunStore"]
 
 
-class RunStore(RecordLog):
+class RunStore(RecordLog, RunListing):
     """Run records of data-generation pipelines, kept in a keep's index."""
 
     def __init__(self, keep: Keep, owns_keep: bool = False) -> None:
@@ -91,11 +92,16 @@ class RunStore(RecordLog):
     # -- payloads ---------------------------------------------------------------------------
     def request_config_ref(self, master_job_id: str) -> str:
         """The reference under which a master job's request config is saved."""
-        return f"request-config/{check_id(master_job_id, 'master_job_id')}"
+        return f"{REQUEST_CONFIG}/{plain_id(master_job_id, 'master_job_id')}"
+
+    def record_data_ref(self, record_uid: str) -> str:
+        """A reference to give ``save_record_data`` for a record's payload."""
+        return f"{RECORD_DATA}/{plain_id(record_uid, 'record_uid')}"
 
     def save_request_config(self, config_ref: str, config: Mapping[str, Any]) -> str:
-        """Store a request config (as verified content) under ``config_ref``."""
-        check_id(config_ref, "config_ref")
+        """Store a request config (as verified content) under ``config_ref``: a reference
+        from :meth:`request_config_ref` or a digest, nothing else (no path, no URL)."""
+        issued(config_ref, REQUEST_CONFIG, "config_ref")
         digest = self._storepayload_bytes(payload_bytes(config))
         row = {"ref": config_ref, "digest": digest}
         self.db.transact(
@@ -116,11 +122,13 @@ class RunStore(RecordLog):
         self, record_uid: str, master_job_id: str, job_id: str, data: Mapping[str, Any]
     ) -> str:
         """Store a record's JSON payload; returns its reference (a digest) for ``output_ref``.
+        ``record_uid`` is the record's id, :meth:`record_data_ref` of it, or a digest; a
+        path, ``..`` or a URL is refused before anything is stored.
 
         Until a record row names it, the payload is protected from gc only by the grace
         period; ``log_records(batch, data=...)`` stores payloads and rows together instead.
         """
-        check_id(record_uid, "record_uid")
+        issued(record_uid, RECORD_DATA, "record_uid", plain_ids=True)
         return self._storepayload_bytes(payload_bytes(data))
 
     def _storepayload_bytes(self, blob: bytes) -> str:
@@ -155,17 +163,6 @@ class RunStore(RecordLog):
             row = conn.execute(select(projects).where(projects.c.project_id == project_id)).first()
         return None if row is None else model_of(Project, row)
 
-    def list_projects(self, limit: int = 100, offset: int = 0) -> list[Project]:
-        check_page(limit, offset)
-        query = (
-            select(projects)
-            .order_by(projects.c.created_at, projects.c.project_id)
-            .limit(limit)
-            .offset(offset)
-        )
-        with self.db.read("listing projects") as conn:
-            return [model_of(Project, r) for r in conn.execute(query)]
-
     # -- master jobs ------------------------------------------------------------------------
     def log_master_job_start(self, job: MasterJob) -> None:
         """Record that a master job started (again): an upsert that keeps its counts and
@@ -180,13 +177,27 @@ class RunStore(RecordLog):
             "output_config": to_json(job.output_config, "output_config"),
             "summary": to_json(job.summary, "summary"),
             "total_record_count": job.total_record_count,
-            **{column: getattr(job, column) for column in list(COUNT_KEYS.values())[1:]},
+            **{column: getattr(job, column) for column in MASTER_COUNT_COLUMNS},
+            "target_record_count": job.target_record_count,
+            "storage_uri": job.storage_uri,
+            "metadata_storage_uri_override": job.metadata_storage_uri_override,
+            "data_storage_uri_override": job.data_storage_uri_override,
             "creation_time": to_micros(job.creation_time, "creation_time"),
             "start_time": to_micros(job.start_time or utc_now(), "start_time"),
             "end_time": to_micros(job.end_time, "end_time"),
             "update_time": to_micros(job.update_time, "update_time"),
         }
-        changed = ["name", "status", "request_config_ref", "output_config", "start_time"]
+        changed = [
+            "name",
+            "status",
+            "request_config_ref",
+            "output_config",
+            "start_time",
+            "target_record_count",
+            "storage_uri",
+            "metadata_storage_uri_override",
+            "data_storage_uri_override",
+        ]
 
         def run(conn: Connection) -> None:
             require(conn, projects.c.project_id, job.project_id, "project")
@@ -206,25 +217,36 @@ class RunStore(RecordLog):
         update_time: datetime | None = None,
         counts: Mapping[str, int] | None = None,
     ) -> None:
-        """Record the end of a master job. Without ``counts``, its record counts are taken
-        from the records logged (exact)."""
+        """Record the end of a master job with its record counts, always the ones kept
+        from the records logged (exact). ``counts`` (``completed``, ``filtered``,
+        ``duplicate``, ``failed``, ``total``) are what the caller believes: each is checked
+        against the kept one, and a mismatch is written into the summary under
+        ``count_mismatch`` (``{key: {"reported": n, "kept": m}}``), never stored over them."""
         check_status(final_status, MASTER_JOB_STATUSES, "master job")
+        if counts is not None:
+            count_columns(counts, MASTER_END_COUNTS)  # refused now if malformed
         values: dict[str, Any] = {
             "status": final_status,
-            "summary": to_json(None if summary is None else dict(summary), "summary"),
             "end_time": to_micros(end_time or utc_now(), "end_time"),
             "update_time": to_micros(update_time or utc_now(), "update_time"),
         }
 
         def run(conn: Connection) -> None:
-            if counts is None:
-                by_status = count_by_status(conn, record_counts.c.master_job_id == master_job_id)
-                values["total_record_count"] = sum(by_status.values())
-                for key in ("completed", "filtered", "duplicate", "failed"):
-                    values[COUNT_KEYS[key]] = by_status.get(key, 0)
-            else:
-                values.update(count_columns(counts, MASTER_END_COUNTS))
-                values["total_record_count"] = counts.get("total", sum(counts.values()))
+            by_status = count_by_status(conn, record_counts.c.master_job_id == master_job_id)
+            kept = {key: by_status.get(key, 0) for key in MASTER_END_COUNTS[:-1]}
+            kept["total"] = sum(by_status.values())
+            values["total_record_count"] = kept["total"]
+            for key in MASTER_END_COUNTS[:-1]:
+                values[COUNT_KEYS[key]] = kept[key]
+            final = None if summary is None else dict(summary)
+            mismatch = {
+                key: {"reported": n, "kept": kept[key]}
+                for key, n in (counts or {}).items()
+                if n != kept[key]
+            }
+            if mismatch:
+                final = {**(final or {}), "count_mismatch": mismatch}
+            values["summary"] = to_json(final, "summary")
             update_one(
                 conn, master_jobs, master_jobs.c.master_job_id, master_job_id, values, "master job"
             )
@@ -251,25 +273,6 @@ class RunStore(RecordLog):
         with self.db.read("reading a master job") as conn:
             row = conn.execute(query).first()
         return None if row is None else model_of(MasterJob, row)
-
-    def list_master_jobs(
-        self,
-        project_id: str | None = None,
-        status_filter: Sequence[str] | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> list[MasterJob]:
-        check_page(limit, offset)
-        query = select(master_jobs)
-        if project_id is not None:
-            query = query.where(master_jobs.c.project_id == project_id)
-        statuses = checked_statuses(status_filter, MASTER_JOB_STATUSES)
-        if statuses is not None:
-            query = query.where(master_jobs.c.status.in_(statuses))
-        query = query.order_by(master_jobs.c.creation_time, master_jobs.c.master_job_id)
-        query = query.limit(limit).offset(offset)
-        with self.db.read("listing master jobs") as conn:
-            return [model_of(MasterJob, r) for r in conn.execute(query)]
 
     # -- execution jobs ---------------------------------------------------------------------
     def log_execution_job_start(self, job: ExecutionJob) -> None:
@@ -341,33 +344,3 @@ class RunStore(RecordLog):
                 select(execution_jobs).where(execution_jobs.c.job_id == job_id)
             ).first()
         return None if row is None else model_of(ExecutionJob, row)
-
-    def list_execution_jobs(
-        self,
-        master_job_id: str,
-        status_filter: Sequence[str] | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> list[ExecutionJob]:
-        check_page(limit, offset)
-        query = select(execution_jobs).where(execution_jobs.c.master_job_id == master_job_id)
-        statuses = checked_statuses(status_filter, JOB_STATUSES)
-        if statuses is not None:
-            query = query.where(execution_jobs.c.status.in_(statuses))
-        query = query.order_by(execution_jobs.c.creation_time, execution_jobs.c.job_id)
-        with self.db.read("listing execution jobs") as conn:
-            return [
-                model_of(ExecutionJob, r) for r in conn.execute(query.limit(limit).offset(offset))
-            ]
-
-    def find_execution_jobs(
-        self, run_config_hash: str, status_filter: Sequence[str] | None = None
-    ) -> list[ExecutionJob]:
-        """Jobs that ran a config (by its hash): what to resume after a crash."""
-        query = select(execution_jobs).where(execution_jobs.c.run_config_hash == run_config_hash)
-        statuses = checked_statuses(status_filter, JOB_STATUSES)
-        if statuses is not None:
-            query = query.where(execution_jobs.c.status.in_(statuses))
-        query = query.order_by(execution_jobs.c.creation_time, execution_jobs.c.job_id)
-        with self.db.read("finding execution jobs") as conn:
-            return [model_of(ExecutionJob, r) for r in conn.execute(query)]
