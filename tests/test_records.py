@@ -85,6 +85,9 @@ def test_sixteen_threads_make_one_record(store: RecordStore) -> None:
         t.join()
     assert len(made) == 16 and len(set(made)) == 1
     assert len(list(store.walk())) == 1
+    # one thread wrote the header files in place while others completed the same directory
+    header = json.loads((store.directory(made[0]) / "id.json").read_text())
+    assert header["uuid"] == made[0] and store.load_file(made[0], "absent", None) is None
 
 
 def _create_in(path: str, queue: multiprocessing.Queue[str]) -> None:
@@ -150,6 +153,43 @@ def test_paths_cannot_leave_the_record(store: RecordStore, tmp_path: Path) -> No
     assert json.loads((store.directory(run) / "id.json").read_text())["uuid"] == run
 
 
+def test_links_on_the_way_are_followed_only_inside(store: RecordStore, tmp_path: Path) -> None:
+    run = store.create("train", {})
+    root = store.directory(run)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("theirs")
+    (root / "gone").symlink_to(outside / "new")  # dangling: a save would make it outside
+    (root / "away").symlink_to(outside)
+    (root / "sub").mkdir()
+    (root / "here").symlink_to("sub")  # a link that stays inside is fine
+    for relpath in ("gone/x.txt", "gone/deeper/x.txt", "away/x.txt", "away/secret.txt"):
+        with pytest.raises(UnsafePath):
+            store.save_file(run, relpath, "never written")
+        with pytest.raises(UnsafePath):
+            store.load_file(run, relpath, None)
+    assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
+    store.save_file(run, "here/a/b.txt", "inside")
+    assert (root / "sub" / "a" / "b.txt").read_text() == "inside"
+    assert store.load_file(run, "here/a/b.txt") == "inside"
+
+
+def test_a_directory_without_its_sentinel_is_completed_again(store: RecordStore) -> None:
+    """Header files are written in place, the sentinel last: a crash between them leaves a
+    directory that is not taken for a record, and the next use rewrites every header."""
+    run = store.create("train", {"lr": 0.1}, label="base")
+    root = store.directory(run)
+    whole = {name: (root / name).read_bytes() for name in ("id.json", "model.json")}
+    (root / ".datakeep-record").unlink()
+    (root / "id.json").write_bytes(whole["id.json"][:10])  # cut short by the crash
+    (root / "model.json").unlink()
+    store.save_file(run, "a.txt", "x")
+    assert {name: (root / name).read_bytes() for name in whole} == whole
+    assert (root / ".datakeep-record").read_text() == "datakeep.record@v1\n"
+    # another store (as another process would) sees the same complete directory
+    assert RecordStore(store.keep).load_file(run, "a.txt") == "x"
+
+
 def test_commit_retrieve_and_mirrors(store: RecordStore, tmp_path: Path, where: Where) -> None:
     store.keep.add_remote("mirror", *where("m"))
     run = store.create("train", {"lr": 0.1})
@@ -191,6 +231,24 @@ def test_a_failed_commit_leaves_the_record_on_a_stored_tree(
         store.commit(run)
     monkeypatch.undo()
     assert store.get(run).tree == first and store.keep.verify(first).digest == first
+
+
+def test_commit_stores_the_tree_a_full_put_makes(store: RecordStore) -> None:
+    run = store.create("train", {"lr": 0.1})
+    store.save_file(run, "a/b.json", {"x": 1})
+    store.save_file(run, "m.jsonl", {"step": 1})
+    tree = store.commit(run)  # small: recorded inline, without a put
+    assert store.keep.put_tree(store.directory(run)).digest == tree
+
+
+def test_commit_of_a_record_gone_from_the_catalog_records_nothing(store: RecordStore) -> None:
+    run = store.create("train", {})
+    store.commit(run)
+    with store.db.write() as conn:  # deleted by another process; its directory is still here
+        conn.execute(delete(record_rows).where(record_rows.c.uuid == run))
+    with pytest.raises(NotFound):
+        store.commit(run)
+    assert not store.contains(run)
 
 
 def test_relations_travel_and_reindex_rebuilds_the_catalog(store: RecordStore) -> None:

@@ -14,6 +14,7 @@ import io
 import json
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,18 +36,13 @@ def _refuse_pickle(path: Path) -> None:
 
 
 def save(path: Path, data: Any) -> None:
-    """Write ``data`` to ``path`` in the format its extension names (``.jsonl``: append)."""
+    """Write ``data`` to ``path`` in the format its extension names (``.jsonl``: append);
+    directories on the way are made when missing."""
     _refuse_pickle(path)
     suffix = path.suffix.lower()
-    path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".jsonl":
         line = (json.dumps(data, ensure_ascii=False) + "\n").encode()
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            os.write(fd, line)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _in_new_directories(_append, path, line)
         return
     if suffix == ".json":
         blob = json.dumps(data, ensure_ascii=False, indent=2).encode()
@@ -62,7 +58,27 @@ def save(path: Path, data: Any) -> None:
         raise InvalidInput(
             f"{path.name}: {type(data).__name__} cannot be saved as {suffix or 'bytes'}"
         )
-    write_atomically(path, blob)
+    _in_new_directories(write_atomically, path, blob)
+
+
+def _in_new_directories(write: Callable[[Path, bytes], None], path: Path, blob: bytes) -> None:
+    """``write(path, blob)``, making the directories on the way only if it finds one missing
+    (most saves go to a directory that exists: no mkdir for them)."""
+    try:
+        write(path, blob)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write(path, blob)
+
+
+def _append(path: Path, line: bytes) -> None:
+    """One ``write`` of a whole line at the end of ``path``, synced."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def load(path: Path, default: Any = MISSING) -> Any:

@@ -24,12 +24,12 @@ class RecordInfo:
     config: Any
     label: str | None
     created_at: float
-    tree: str | None
+    tree: str | None = None
     """The tree of the directory as last committed; None until committed."""
-    updated_at: float | None
-    started_at: float | None
-    heartbeat_at: float | None
-    finished_at: float | None
+    updated_at: float | None = None
+    started_at: float | None = None
+    heartbeat_at: float | None = None
+    finished_at: float | None = None
 
     @property
     def state(self) -> str:

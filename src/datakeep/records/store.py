@@ -1,11 +1,12 @@
 """RecordStore: experiment records as self-describing directories, kept in a keep.
 
 A record is a row of the catalog (:mod:`.schema`) and a working directory under the
-keep's ``records/<uuid>/``, which holds datakeep's header files (``.datakeep-record``,
-``id.json``, ``model.json``, ``updated_at``, ``related/metadata.jsonl``) beside the user's
-files. ``commit`` stores the directory as a tree of the keep (each file checksummed,
-unchanged files not read again) and only then points the record at it, so the catalog
-never names a tree that is not stored; the keep's remotes receive it as mirrors.
+keep's ``records/<uuid>/`` (:mod:`.working`), which holds datakeep's header files
+(``.datakeep-record``, ``id.json``, ``model.json``, ``updated_at``,
+``related/metadata.jsonl``) beside the user's files. ``commit`` stores the directory as a
+tree of the keep (each file checksummed, unchanged files not read again) and only then
+points the record at it, so the catalog never names a tree that is not stored; the keep's
+remotes receive it as mirrors.
 """
 
 from __future__ import annotations
@@ -36,9 +37,10 @@ from .find import RecordPage, find_records
 from .formats import MISSING, load, save, write_atomically
 from .identity import canonical_json, identity_of
 from .model import RecordInfo, info_of
-from .paths import RECORD_FORMAT, inside
+from .paths import inside
 from .reindex import reindex
 from .schema import records, relations
+from .working import WorkingDirectories
 
 __all__ = ["RecordStore"]
 
@@ -52,6 +54,7 @@ class RecordStore:
         self.keep = keep
         self.db = keep.db
         self._owns_keep = owns_keep
+        self._dirs = WorkingDirectories(keep.path / "records")
 
     @classmethod
     def open(cls, keep_or_path: Keep | str | os.PathLike[str] = ".") -> RecordStore:
@@ -92,25 +95,35 @@ class RecordStore:
             raise InvalidInput("a record needs a kind, a non-empty string")
         identity = identity_of(kind, config)
         parent_id = "" if parent is None else self.resolve(parent)
+        made = RecordInfo(
+            uuids.uuid4().hex,
+            kind,
+            identity,
+            parent_id or None,
+            predicate,
+            json.loads(canonical_json(config)),
+            label,
+            time.time(),
+        )
         row = {
-            "uuid": uuids.uuid4().hex,
+            "uuid": made.uuid,
             "kind": kind,
             "identity": identity,
             "parent": parent_id,
             "predicate": predicate,
-            "config": json.loads(canonical_json(config)),
+            "config": made.config,
             "label": label,
-            "created_at": time.time(),
+            "created_at": made.created_at,
             "hidden": False,
         }
 
-        def insert(conn: Connection) -> str:
+        def insert(conn: Connection) -> RecordInfo | None:
+            """None if ``row`` was inserted, else the record that holds its identity."""
             added = insert_ignore(
                 conn, records, ["parent", "identity", "predicate"], returning=["uuid"]
             )
-            new = conn.execute(added, [row]).scalars().all()
-            if new:
-                return str(new[0])
+            if conn.execute(added, [row]).scalars().all():
+                return None
             existing = conn.execute(
                 select(records).where(
                     records.c.parent == parent_id,
@@ -122,11 +135,14 @@ class RecordStore:
                 raise IndexCollision(
                     f"record {existing.uuid} has identity {identity} with another kind or config"
                 )
-            return str(existing.uuid)
+            return info_of(existing)
 
-        uuid = self.db.transact("creating a record", insert)
-        self._working(uuid)
-        return uuid
+        existing = self.db.transact("creating a record", insert)
+        if existing is not None:
+            self._working(existing.uuid, existing)
+            return existing.uuid
+        self._dirs.make(made)  # its directory, from the row in hand: no read of it again
+        return made.uuid
 
     def get(self, uuid: str) -> RecordInfo:
         """The catalog's row of the record ``uuid`` (or a unique prefix of it)."""
@@ -184,35 +200,34 @@ class RecordStore:
 
         self.db.transact("deleting a record", drop)
         shutil.rmtree(self.directory(info.uuid), ignore_errors=True)
+        self._dirs.forget(info.uuid)
         return True
 
     # -- files -----------------------------------------------------------------------------
     def directory(self, uuid: str) -> Path:
         """The record's working directory (``records/<uuid>`` in the keep)."""
-        return self.keep.path / "records" / self._full(uuid)
+        return self._dirs.base / self._full(uuid)
 
     def save_file(self, uuid: str, relpath: str, data: Any) -> Path:
         """Write ``data`` to ``relpath`` in the record's directory, atomically, in the format
         its extension names (``.jsonl`` appends); :class:`UnsafePath` if it would leave it."""
-        root = self._working(uuid)
-        target = inside(root, relpath)
+        target = inside(self._working(uuid), relpath)
         save(target, data)
         return target
 
     def load_file(self, uuid: str, relpath: str, default: Any = MISSING) -> Any:
         """What :meth:`save_file` wrote; ``default`` only when the file does not exist."""
-        root = self._working(uuid)
-        return load(inside(root, relpath), default)
+        return load(inside(self._working(uuid), relpath), default)
 
     # -- durable home and mirrors ------------------------------------------------------------
     def commit(self, uuid: str, mirror: bool = True) -> str:
         """Store the record's directory as a tree and make it the record's current version;
         with ``mirror``, every remote of the keep receives it. Returns the tree's digest."""
-        info = self.get(uuid)
-        root = self._working(info.uuid)
+        full = self._full(uuid)
+        root = Path(self._working(full))
         now = time.time()
         write_atomically(root / "updated_at", repr(now).encode(), sync=False)  # in the tree now
-        pointing = update(records).where(records.c.uuid == info.uuid)
+        pointing = update(records).where(records.c.uuid == full)
         small = read_small_tree(self.keep.store, root)
         if small is None:
             tree = self.keep.put_tree(root).digest
@@ -221,7 +236,8 @@ class RecordStore:
             """Point the record at its tree (for a small directory, stored right here: its
             files, its tree and the pointer in one transaction); the remotes to mirror to."""
             stored = tree if small is None else small.record(self.keep.store, executor(conn))
-            conn.execute(pointing.values(tree=stored, updated_at=now))
+            if conn.execute(pointing.values(tree=stored, updated_at=now)).rowcount != 1:
+                raise NotFound(f"no record {full}")  # deleted meanwhile: nothing recorded
             return stored, list(conn.execute(select(remote_rows.c.name)).scalars())
 
         with self.keep.store.leases.shared():
@@ -250,7 +266,8 @@ class RecordStore:
         if root.exists() and not force:
             return root
         if info.tree is None:
-            return self._working(info.uuid)
+            self._working(info.uuid, info)
+            return root
         staging = root.with_name(f".{info.uuid}.fetching")
         shutil.rmtree(staging, ignore_errors=True)
         self.keep.export(info.tree, staging)
@@ -265,7 +282,7 @@ class RecordStore:
             raise InvalidInput(f"no run state {event!r}: started, heartbeat or finished")
         info = self.get(uuid)
         now = time.time()
-        write_atomically(self._working(info.uuid) / f"{event}_at", repr(now).encode())
+        write_atomically(Path(self._working(info.uuid)) / f"{event}_at", repr(now).encode())
         self.db.transact(
             "marking a record",
             lambda c: c.execute(
@@ -274,39 +291,19 @@ class RecordStore:
         )
 
     # -- helpers ---------------------------------------------------------------------------
-    def _working(self, uuid: str) -> Path:
-        """The record's working directory; if absent, made from its committed version, or
-        with its header files only if it was never committed."""
-        root = self.directory(uuid)  # a checked uuid: a path inside records/
-        if (root / ".datakeep-record").exists():
-            return root
-        info = self.get(uuid)
-        if info.tree is not None and not root.exists():
-            return self.fetch(info.uuid)
-        return self._materialize(info)
-
-    def _materialize(self, info: RecordInfo) -> Path:
-        root = self.directory(info.uuid)
-        root.mkdir(parents=True, exist_ok=True)
-        header = {
-            "uuid": info.uuid,
-            "kind": info.kind,
-            "identity": info.identity,
-            "parent": info.parent,
-            "predicate": info.predicate,
-            "label": info.label,
-            "created_at": info.created_at,
-        }
-        files = {
-            "id.json": json.dumps(header, indent=2, sort_keys=True).encode(),
-            "model.json": json.dumps(info.config, indent=2, sort_keys=True).encode(),
-            ".datakeep-record": f"{RECORD_FORMAT}\n".encode(),  # last: it says "complete"
-        }
-        for name, blob in files.items():
-            if not (root / name).exists():
-                # not synced: the catalog holds all of it, and writes it again if lost
-                write_atomically(root / name, blob, sync=False)
-        return root
+    def _working(self, uuid: str, info: RecordInfo | None = None) -> str:
+        """The real path of the record's working directory; if it is not complete, made
+        from its committed version, or with its header files only if it was never
+        committed (``info``: the record's row, when the caller holds it)."""
+        full = self._full(uuid)  # a checked uuid: a path inside records/
+        real = self._dirs.complete(full)
+        if real is not None:
+            return real
+        info = info or self.get(full)
+        if info.tree is not None and not self.directory(full).exists():
+            self.fetch(full)
+            real = self._dirs.complete(full)
+        return real or self._dirs.materialize(info)
 
     # -- the catalog -----------------------------------------------------------------------
     def find(

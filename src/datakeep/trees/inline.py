@@ -6,6 +6,7 @@ one transaction, not a pack, a manifest blob and their flushes. The manifest is 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from ..content.rows import Execute
 from ..content.sources import check_unchanged, read_whole, source_file
 from ..digest import hash_bytes
 from .format import TreeEntry, encode_tree
-from .scan import scan_directory
+from .scan import scan
 
 __all__ = ["SmallTree", "read_small_tree"]
 
@@ -36,15 +37,16 @@ class SmallTree:
 
 def read_small_tree(store: ContentStore, root: Path) -> SmallTree | None:
     """``root`` read whole, or None if it holds a symbolic link or a file (or manifest)
-    larger than an inline content may be: such a directory takes the full tree put."""
+    larger than an inline content may be: such a directory takes the full tree put. Its
+    entries only: neither the fingerprint nor the real path a full put's scan keeps."""
     entries: list[TreeEntry] = []
     files: list[bytes] = []
-    for item in scan_directory(root, store.algorithm).entries:
+    for item in scan(root):
         digest = None
         if item.kind == "l" or item.size > INLINE_MAX:
             return None
         if item.kind == "f":
-            path = root / item.path
+            path = os.path.join(root, item.path)
             with source_file(path, item.stat) as (fd, before):
                 data = read_whole(fd, before.st_size)
                 check_unchanged(fd, before, path)
