@@ -358,3 +358,18 @@ def test_pointers_written_by_any_json_encoder_are_read() -> None:
     assert key_of_pointer('{"pack": "packs/x.pack", "offset": 3, "length": 5 }') == (
         "packs/x.pack#3+5"
     )
+
+
+def test_a_small_tree_recorded_through_the_driver_is_a_tree(keep: Keep, tmp_path: Path) -> None:
+    from datakeep.index.direct import direct_connection
+    from datakeep.trees.inline import read_small_tree
+
+    (tmp_path / "small").mkdir()
+    (tmp_path / "small" / "a.txt").write_text("a")
+    small = read_small_tree(keep.store, tmp_path / "small")
+    assert small is not None
+    store = keep.store
+    with direct_connection(store.db) as direct, store.leases.shared(on=direct):
+        tree = direct.transact("recording", lambda d: small.record(store, d.execute))
+    assert keep.info(tree).kind == "tree"
+    assert tree == keep.put_tree(tmp_path / "small").digest

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import BinaryIO
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, literal_column, select, update
 
 from ..backends import Backend, FileBackend
 from ..digest import new_hasher
@@ -56,7 +56,12 @@ _POINTER_AT = select(placements.c.pointer).where(
     placements.c.digest == bindparam("digest"), placements.c.location == bindparam("location")
 )
 _INSERT_INLINE = insert(inline_blobs)
-_MAKE_TREE = update(contents).where(contents.c.digest == bindparam("tree")).values(kind="tree")
+# the kind is part of the SQL text: the driver path binds only the parameters of its rows
+_MAKE_TREE = (
+    update(contents)
+    .where(contents.c.digest == bindparam("tree"))
+    .values(kind=literal_column("'tree'"))
+)
 _INSERT_PLACEMENT = insert(placements)
 
 
