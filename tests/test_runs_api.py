@@ -225,3 +225,36 @@ def test_async_listings_page_and_iterate(runs: RunStore) -> None:
         store._pool.shutdown()
 
     asyncio.run(main())
+
+
+def test_a_keep_from_before_the_new_fields_opens_and_upgrades(
+    tmp_path: Path, index_url: str | None
+) -> None:
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import inspect
+
+    from datakeep.index.migrate import _MIGRATIONS, HEAD, current_revision
+
+    with RunStore(datakeep.init(tmp_path, index=index_url), owns_keep=True) as runs:
+        runs.save_project(Project("p", "P"))
+        runs.log_master_job_start(MasterJob("m", "p", creation_time=T0))
+        runs.log_execution_job_start(ExecutionJob("j", "m"))
+        runs.log_records([Record("r", "j", "m", "completed")])
+        with runs.keep.db.engine.begin() as conn:
+            config = Config()
+            config.set_main_option("script_location", str(_MIGRATIONS))
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0009_aliases")
+            columns = {c["name"] for c in inspect(conn).get_columns("runs_master_jobs")}
+            assert "storage_uri" not in columns
+    with RunStore.open(tmp_path) as runs:
+        with runs.db.read() as conn:
+            assert current_revision(conn) == HEAD
+        job = runs.get_master_job("m")
+        assert job is not None and job.storage_uri is None and job.target_record_count is None
+        assert runs.get_execution_job("j").produced_outputs_count == 0  # type: ignore[union-attr]
+        record = runs.get_record_metadata("r")
+        assert record is not None and record.end_time is None and record.status == "completed"
+        runs.log_master_job_start(MasterJob("m", "p", storage_uri="s3://b/m", creation_time=T0))
+        assert runs.get_master_job("m").storage_uri == "s3://b/m"  # type: ignore[union-attr]

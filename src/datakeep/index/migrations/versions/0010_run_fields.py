@@ -30,11 +30,13 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("runs_records") as table:
+    # ALTER TABLE ... DROP COLUMN in place (SQLite 3.35+): recreating a table that
+    # others reference fails while foreign keys are enforced and rows exist
+    with op.batch_alter_table("runs_records", recreate="never") as table:
         table.drop_column("end_time")
-    with op.batch_alter_table("runs_execution_jobs") as table:
+    with op.batch_alter_table("runs_execution_jobs", recreate="never") as table:
         table.drop_column("produced_outputs_count")
-    with op.batch_alter_table("runs_master_jobs") as table:
+    with op.batch_alter_table("runs_master_jobs", recreate="never") as table:
         for name in reversed(_MASTER):
             table.drop_column(name)
         table.drop_column("target_record_count")
