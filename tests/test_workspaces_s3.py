@@ -115,3 +115,18 @@ def test_s3_resources_are_validated(ws: Workspace, s3: S3Endpoint) -> None:
     with pytest.raises(InvalidPath, match="overlaps"):
         ws.add_resource("inner", "source-data", f"s3://{bucket}/data/inner", endpoint=s3.url)
     assert [r.name for r in ws.resources()] == ["data"]
+
+
+def test_an_s3_resource_travels_with_its_endpoint(
+    ws: Workspace, s3: S3Endpoint, client: Any, tmp_path: Any
+) -> None:
+    bucket = s3.new_bucket()
+    client.put_object(Bucket=bucket, Key="data/a.csv", Body=b"1,2\n")
+    ws.add_resource("data", "source-data", f"s3://{bucket}/data", endpoint=s3.url)
+    ws.keep.add_remote("origin", str(tmp_path / "remote"))
+    ws.snapshot("v1")
+    ws.push()
+    with Workspace.clone(str(tmp_path / "remote"), tmp_path / "clone") as clone:
+        (data,) = clone.resources()
+        assert (data.stored_path, data.endpoint) == (f"s3://{bucket}/data", s3.url)
+        assert clone.status() == {}

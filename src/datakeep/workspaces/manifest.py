@@ -3,7 +3,7 @@ lineage as it stood. Its digest is the snapshot's hash, so the same resources an
 give the same hash (and a second snapshot of them only adds tags).
 
 Format ``datakeep.workspace-snapshot@v1``: canonical JSON (sorted keys, no spaces, UTF-8)
-of ``{"format", "workspace", "resources": [{"name", "role", "path", "tree"}...],
+of ``{"format", "workspace", "resources": [{"name", "role", "path", "tree"[, "endpoint"]}...],
 "lineage": {ref: entry}}``, resources sorted by name.
 """
 
@@ -26,6 +26,14 @@ class ManifestResource:
     role: str
     path: str
     tree: str
+    endpoint: str | None = None
+    """The S3-compatible server of an ``s3://`` resource; only written when there is one."""
+
+    def to_json(self) -> dict[str, str]:
+        found = {"name": self.name, "role": self.role, "path": self.path, "tree": self.tree}
+        if self.endpoint is not None:
+            found["endpoint"] = self.endpoint
+        return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +46,7 @@ class Manifest:
         document = {
             "format": MANIFEST_FORMAT,
             "workspace": self.workspace,
-            "resources": [
-                {"name": r.name, "role": r.role, "path": r.path, "tree": r.tree}
-                for r in sorted(self.resources, key=lambda r: r.name)
-            ],
+            "resources": [r.to_json() for r in sorted(self.resources, key=lambda r: r.name)],
             "lineage": self.lineage,
         }
         text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -54,7 +59,7 @@ class Manifest:
             if document["format"] != MANIFEST_FORMAT:
                 raise ValueError(f"format {document['format']!r}")
             resources = tuple(
-                ManifestResource(r["name"], r["role"], r["path"], r["tree"])
+                ManifestResource(r["name"], r["role"], r["path"], r["tree"], r.get("endpoint"))
                 for r in document["resources"]
             )
             return cls(document["workspace"], resources, dict(document["lineage"]))

@@ -83,7 +83,10 @@ def take_snapshot(
         resolved = resolve_pending(current, version_at)
         manifest = Manifest(
             ws.name,
-            tuple(ManifestResource(r.name, r.role, r.stored_path, trees[r.name]) for r in found),
+            tuple(
+                ManifestResource(r.name, r.role, r.stored_path, trees[r.name], r.endpoint)
+                for r in found
+            ),
             resolved,
         )
         hash_ = keep.put(manifest.encode()).digest

@@ -171,6 +171,7 @@ def _adopt_resources(
             "name": r.name,
             "role": r.role,
             "path": r.path,
+            "endpoint": r.endpoint,
             "created_at": time.time(),
         }
         for r in manifest.resources
