@@ -123,7 +123,7 @@ def test_verify_reports_corruption_and_fails(project: Path) -> None:
     blob.chmod(0o644)
     blob.write_bytes(b"evil bytes")
     result = run_cli("verify", "--all", "--json", cwd=project, check=False)
-    assert result.returncode == 1
+    assert result.returncode == 3
     report = json.loads(result.stdout)
     assert report["ok"] is False and report["checked"] == 2
     assert [p["digest"] for p in report["problems"]] == [digest]

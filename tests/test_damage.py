@@ -175,7 +175,7 @@ def test_verify_command_reports_each_bad_path(tmp_path: Path) -> None:
     with datakeep.open(project) as keep:
         flip_byte(blob_path(keep, tree_files(keep, tree)["large.bin"]), 1)
     deep = run_cli("verify", tree, cwd=project, check=False)
-    assert deep.returncode == 1
+    assert deep.returncode == 3
     assert f"BAD {tree}/large.bin (" in deep.stdout.decode()
     shallow = run_cli("verify", "--shallow", tree, cwd=project)
     assert shallow.stdout.startswith(b"ok: 1 contents")
@@ -325,8 +325,8 @@ def test_repair_after_repair_index_and_the_commands(tmp_path: Path, index_url: s
     with datakeep.open(project) as keep:
         large = tree_files(keep, tree)["large.bin"]
         flip_byte(blob_path(keep, large), 0)
-    assert run_cli("fsck", "--repair-index", cwd=project, check=False).returncode == 1
-    assert run_cli("verify", tree, cwd=project, check=False).returncode == 1
+    assert run_cli("fsck", "--repair-index", cwd=project, check=False).returncode == 3
+    assert run_cli("verify", tree, cwd=project, check=False).returncode == 3
 
     fixed = run_cli("fsck", "--repair", cwd=project)
     assert f"FETCHED {large} from r".encode() in fixed.stdout
@@ -338,7 +338,7 @@ def test_repair_after_repair_index_and_the_commands(tmp_path: Path, index_url: s
         keep.remove_remote("r")
         blob_path(keep, large).unlink()
     lost = run_cli("repair", "--json", cwd=project, check=False)
-    assert lost.returncode == 1
+    assert lost.returncode == 3
     assert f'"digest": "{large}"' in lost.stdout.decode()
 
 

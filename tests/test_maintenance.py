@@ -125,11 +125,11 @@ def test_fsck_command_exit_code_and_json(tmp_path: Path, index_url: str | None) 
     with open_keep(tmp_path) as keep:
         blob_path(keep, digest).unlink()
     broken = run_cli("fsck", cwd=tmp_path, check=False)
-    assert broken.returncode == 1
+    assert broken.returncode == 3
     assert f"MISSING {digest}" in broken.stdout.decode()
     assert "1 problem(s)" in broken.stderr.decode()
     repaired = run_cli("fsck", "--repair-index", "--json", cwd=tmp_path, check=False)
-    assert repaired.returncode == 1  # problems were found, then repaired
+    assert repaired.returncode == 3  # problems were found, then repaired
     assert json.loads(repaired.stdout)["repairs"]
     assert run_cli("fsck", cwd=tmp_path).returncode == 0
 

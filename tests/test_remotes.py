@@ -215,7 +215,7 @@ def test_verify_remote_command(tmp_path: Path) -> None:
             path.chmod(0o644)
             path.unlink()
     bad = run_cli("verify", "--remote", "nas", cwd=tmp_path, check=False)
-    assert bad.returncode == 1 and b"missing from remote nas" in bad.stdout
+    assert bad.returncode == 3 and b"missing from remote nas" in bad.stdout
 
 
 def test_a_truncated_download_records_nothing(keep: Keep, tmp_path: Path, where: Where) -> None:

@@ -80,8 +80,17 @@ def _translated(action: str, key: str) -> Iterator[None]:
     except Exception as exc:  # obstore.exceptions.BaseError and its transport errors
         if isinstance(exc, StorageError | NotFound):
             raise
+        if _METADATA_SERVICE in str(exc):
+            # no credentials anywhere, so the client asked the EC2 instance metadata service
+            raise StorageError(NO_CREDENTIALS) from exc
         why = "the bucket does not exist" if "NoSuchBucket" in str(exc) else _first_line(exc)
         raise StorageError(f"S3 could not {action} {key!r}: {why}") from exc
+
+
+_METADATA_SERVICE = "169.254.169.254"
+NO_CREDENTIALS = (
+    "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE"
+)
 
 
 def _first_line(exc: BaseException) -> str:

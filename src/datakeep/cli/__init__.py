@@ -6,6 +6,7 @@ start without loading SQLAlchemy.
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,7 +22,12 @@ if TYPE_CHECKING:
     from ..keep import Keep
     from ..progress import Progress
 
-__all__ = ["cli", "main"]
+__all__ = ["DAMAGE", "ERROR", "USAGE", "cli", "main"]
+
+# exit statuses (the README's table): 0 done, and
+ERROR = 1  # an error: nothing (more) was done
+USAGE = 2  # the command line itself is wrong
+DAMAGE = 3  # verify, fsck or repair found damage (or left some unrepaired)
 
 LINK = click.Choice(["copy", "hardlink", "auto"])
 
@@ -41,11 +47,26 @@ class _Group(click.Group):
             if ctx.params.get("verbose"):
                 for line in rest:
                     click.echo(f"  {line}", err=True)
-            ctx.exit(1)
-        except BrokenPipeError:
-            # a reader such as `head` went away; stop quietly like cat does
-            sys.stderr.close()
-            ctx.exit(1)
+            ctx.exit(ERROR)
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        """Usage errors as one line saying what is wrong and the command's usage line
+        (exit 2), instead of click's paragraph."""
+        kwargs["standalone_mode"] = False
+        try:
+            code = super().main(*args, **kwargs)
+        except click.UsageError as exc:
+            click.echo(f"datakeep: error: {exc.format_message()}", err=True)
+            if exc.ctx is not None:
+                click.echo(exc.ctx.get_usage(), err=True)
+            sys.exit(USAGE)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(ERROR)
+        sys.exit(code if isinstance(code, int) else 0)
 
 
 def _parse_pairs(values: tuple[str, ...], option: str = "--tag") -> dict[str, str]:
@@ -160,6 +181,10 @@ def init(
 
 
 def main() -> None:
+    # a reader that goes away (`datakeep ls | head -1`) ends the command as it ends git or
+    # cat: quietly, by the signal
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     cli(prog_name="datakeep")
 
 

@@ -9,7 +9,7 @@ import sys
 import click
 
 from ..errors import DatakeepError
-from . import LINK, _content_json, _open, _parse_pairs, _progress, cli
+from . import DAMAGE, LINK, _content_json, _open, _parse_pairs, _progress, cli
 
 __all__: list[str] = []
 
@@ -274,7 +274,7 @@ def verify(
             f"{state}: {result.checked} contents, {result.nbytes} bytes checked", err=not result.ok
         )
     if not result.ok:
-        sys.exit(1)
+        sys.exit(DAMAGE)
 
 
 @cli.command()

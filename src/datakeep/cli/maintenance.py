@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from . import _open, _progress, cli
+from . import DAMAGE, _open, _progress, cli
 
 __all__ = ["parse_duration"]
 
@@ -96,7 +96,7 @@ def fsck(repair_index: bool, fetch: bool, as_json: bool) -> None:
             err=not result.ok,
         )
     if not result.ok:
-        sys.exit(1)
+        sys.exit(DAMAGE)
 
 
 @cli.command()
@@ -132,7 +132,7 @@ def repair(as_json: bool) -> None:
             err=not result.ok,
         )
     if not result.ok:
-        sys.exit(1)
+        sys.exit(DAMAGE)
 
 
 @cli.command()

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from . import _open, cli
+from . import DAMAGE, _open, cli
 
 if TYPE_CHECKING:
     from ..records import RecordStore
@@ -140,7 +140,7 @@ def verify(as_json: bool) -> None:
         state = "ok" if report.ok else f"{len(report.problems)} problem(s)"
         click.echo(f"{state}: {report.checked} contents checked")
     if not report.ok:
-        sys.exit(1)
+        sys.exit(DAMAGE)
 
 
 @records.command()

@@ -161,6 +161,8 @@ def records(
     from ..errors import NotFound
 
     with _runs() as store:
+        if store.get_master_job(master_job_id) is None:
+            raise NotFound(f"no master job {master_job_id!r}")
         if job is not None:
             found = store.get_execution_job(job)
             if found is None or found.master_job_id != master_job_id:
