@@ -6,6 +6,8 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -86,3 +88,38 @@ def test_s3_without_credentials_says_so(
     assert str(caught.value) == (
         "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE"
     )
+
+
+def test_gc_with_nothing_to_remove_says_so(project: Path) -> None:
+    out = run_cli("gc", cwd=project).stdout.decode().strip()
+    assert out == "nothing to remove (grace 24h); kept 0 live, 0 stored within the grace of 24h"
+
+
+def test_info_reads_like_a_person_writes(project: Path) -> None:
+    (project / "d").mkdir()
+    (project / "d" / "a").write_bytes(b"a" * 2048)
+    (project / "d" / "b").write_bytes(b"b")
+    tree = run_cli("put", "d", "--tag", "run=7", cwd=project).stdout.split()[0].decode()
+    text = run_cli("info", tree, cwd=project).stdout.decode()
+    fields = dict(line.split(None, 1) for line in text.splitlines() if len(line.split()) > 1)
+    assert fields["data"] == "2.0 KiB in 2 file(s)" and fields["tags"] == "run=7"
+    created = datetime.fromisoformat(fields["created"])
+    assert created.tzinfo is not None and abs(created.timestamp() - time.time()) < 120
+    import json
+
+    shown = json.loads(run_cli("info", tree, "--json", cwd=project).stdout)
+    assert (shown["files"], shown["data_size"]) == (2, 2049)
+
+
+def test_shell_completion_scripts(project: Path) -> None:
+    import os
+
+    for shell in ("bash", "zsh", "fish"):
+        env = {**os.environ, "_DATAKEEP_COMPLETE": f"{shell}_source"}
+        script = subprocess.run(
+            [sys.executable, "-c", "from datakeep.cli import main; main()"],
+            cwd=project,
+            env=env,
+            capture_output=True,
+        )
+        assert script.returncode == 0 and b"_DATAKEEP_COMPLETE" in script.stdout, shell

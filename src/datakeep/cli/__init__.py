@@ -69,6 +69,23 @@ class _Group(click.Group):
         sys.exit(code if isinstance(code, int) else 0)
 
 
+def _size(nbytes: float) -> str:
+    """Bytes as people read them (``114.1 MiB``): the one way human output writes sizes;
+    ``--json`` gives exact bytes."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if nbytes < 1024:
+            return f"{nbytes:.0f} B" if unit == "B" else f"{nbytes:.1f} {unit}"
+        nbytes /= 1024
+    return f"{nbytes:.1f} TiB"
+
+
+def _local_time(seconds: float) -> str:
+    """A timestamp in local time, ISO 8601 with its offset."""
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(seconds).astimezone().isoformat(timespec="seconds")
+
+
 def _parse_pairs(values: tuple[str, ...], option: str = "--tag") -> dict[str, str]:
     pairs = {}
     for item in values:

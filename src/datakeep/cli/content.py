@@ -9,7 +9,17 @@ import sys
 import click
 
 from ..errors import DatakeepError
-from . import DAMAGE, LINK, _content_json, _open, _parse_pairs, _progress, cli
+from . import (
+    DAMAGE,
+    LINK,
+    _content_json,
+    _local_time,
+    _open,
+    _parse_pairs,
+    _progress,
+    _size,
+    cli,
+)
 
 __all__: list[str] = []
 
@@ -103,9 +113,11 @@ def get(digest: str, dest: str | None, link: str) -> None:
     if dest == "-":
         _write_out(digest, one_pass=False)
         return
-    target = dest or parse_digest(digest).hex
-    with _open() as keep, _progress(f"get {target}") as report:
-        content = keep.export(digest, target, link, report)  # type: ignore[arg-type]
+    with _open() as keep:
+        digest = keep.store.resolve(digest)
+        target = dest or parse_digest(digest).hex
+        with _progress(f"get {target}") as report:
+            content = keep.export(digest, target, link, report)  # type: ignore[arg-type]
     click.echo(f"{content.digest}  {target}")
 
 
@@ -131,7 +143,7 @@ def cat(digest: str, one_pass: bool) -> None:
 def _write_out(digest: str, one_pass: bool) -> None:
     out = sys.stdout.buffer
     with _open() as keep:
-        for chunk in keep.stream(digest, verify_first=not one_pass):
+        for chunk in keep.stream(keep.store.resolve(digest), verify_first=not one_pass):
             out.write(chunk)
     out.flush()
 
@@ -210,13 +222,31 @@ def info(digest: str, as_json: bool) -> None:
         datakeep info sha256:9f86d0...
     """
     with _open() as keep:
-        content = keep.info(digest)
+        content = keep.info(keep.store.resolve(digest))
         shown = {**_content_json(content), "aliases": keep.aliases(content.digest)}
+        if content.kind == "tree":
+            from ..trees.format import decode_tree
+
+            entries = decode_tree(keep.get(content.digest), keep.algorithm)
+            files = [e for e in entries if e.kind == "f"]
+            shown["files"] = len(files)
+            shown["data_size"] = sum(e.size for e in files)
     if as_json:
         click.echo(json.dumps(shown, indent=2))
         return
-    for key, value in shown.items():
-        text = " ".join(value) if isinstance(value, list) else value
+    lines = [
+        ("digest", content.digest),
+        ("kind", content.kind),
+        ("size", f"{_size(content.size)} ({content.size} bytes)"),
+    ]
+    if content.kind == "tree":
+        lines += [("data", f"{_size(shown['data_size'])} in {shown['files']} file(s)")]
+    lines += [
+        ("created", _local_time(content.created_at)),
+        ("tags", " ".join(f"{k}={v}" for k, v in sorted(content.tags.items()))),
+        ("aliases", " ".join(shown["aliases"])),
+    ]
+    for key, text in lines:
         click.echo(f"{key:<11} {text}".rstrip())
 
 
@@ -247,7 +277,8 @@ def verify(
         if remote is not None:
             result = keep.verify_remote(remote, rehash, report)
         else:
-            result = keep.verify_many(None if everything else digests, report, shallow)
+            named = None if everything else [keep.store.resolve(d) for d in digests]
+            result = keep.verify_many(named, report, shallow)
     if as_json:
         click.echo(
             json.dumps(
@@ -288,7 +319,7 @@ def tag(digest: str, tags: tuple[str, ...]) -> None:
         datakeep tag blake3:1f0c... stage=clean owner=ana
     """
     with _open() as keep:
-        keep.tag(digest, _parse_pairs(tags))
+        keep.tag(keep.store.resolve(digest), _parse_pairs(tags))
 
 
 @cli.command()
@@ -302,5 +333,5 @@ def untag(digest: str, keys: tuple[str, ...]) -> None:
         datakeep untag blake3:1f0c... owner
     """
     with _open() as keep:
-        removed = keep.untag(digest, *keys)
+        removed = keep.untag(keep.store.resolve(digest), *keys)
     click.echo(f"removed {removed} tag(s)")

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from . import DAMAGE, _open, _progress, cli
+from . import DAMAGE, _open, _progress, _size, cli
 
 __all__ = ["parse_duration"]
 
@@ -23,14 +23,6 @@ def parse_duration(text: str) -> float:
     if match is None:
         raise click.BadParameter(f"{text!r} is not a duration such as 24h, 30m or 7d")
     return float(match[1]) * _UNITS[match[2] or "s"]
-
-
-def _size(nbytes: float) -> str:
-    for unit in ("B", "KiB", "MiB"):
-        if nbytes < 1024:
-            return f"{nbytes:.0f} B" if unit == "B" else f"{nbytes:.1f} {unit}"
-        nbytes /= 1024
-    return f"{nbytes:.1f} GiB"
 
 
 @cli.command()
@@ -172,13 +164,16 @@ def gc(dry_run: bool, grace: str, as_json: bool) -> None:
         }
         click.echo(json.dumps(doc, indent=2))
         return
+    kept = f"kept {result.live} live, {result.young} stored within the grace of {grace}"
+    if not (result.swept or result.orphans or result.temp_files):
+        click.echo(f"nothing to remove (grace {grace}); {kept}")
+        return
     verb = "would remove" if dry_run else "removed"
     click.echo(
         f"{verb} {len(result.swept)} content(s) ({_size(result.swept_bytes)}) and "
         f"{len(result.orphans)} orphan blob(s) ({_size(result.orphan_bytes)}), "
         f"{len(result.temp_files)} temporary file(s) of killed writes "
-        f"({_size(result.temp_bytes)}); kept "
-        f"{result.live} live and {result.young} younger than {grace}"
+        f"({_size(result.temp_bytes)}); {kept}"
     )
 
 
@@ -194,7 +189,7 @@ def pin(digests: tuple[str, ...], note: str) -> None:
     """
     with _open() as keep:
         for digest in digests:
-            keep.pin(digest, note)
+            keep.pin(keep.store.resolve(digest), note)
         if not digests:
             for digest in keep.pins():
                 click.echo(digest)
@@ -210,5 +205,5 @@ def unpin(digests: tuple[str, ...]) -> None:
         datakeep unpin blake3:1f0c...
     """
     with _open() as keep:
-        removed = sum(keep.unpin(digest) for digest in digests)
+        removed = sum(keep.unpin(keep.store.resolve(digest)) for digest in digests)
     click.echo(f"removed {removed} pin(s)")

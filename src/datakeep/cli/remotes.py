@@ -85,7 +85,10 @@ def push(name: str | None, digests: tuple[str, ...], verify: bool) -> None:
         datakeep push backup blake3:1f0c... --verify
     """
     with _open() as keep, _progress("push") as report:
-        result = keep.push(*_split(name, digests), progress=report, verify=verify)
+        remote, named = _split(name, digests)
+        if named is not None:
+            named = [keep.store.resolve(d) for d in named]
+        result = keep.push(remote, named, progress=report, verify=verify)
     click.echo(
         f"pushed {result.transferred} blob(s), {result.nbytes} bytes; "
         f"{result.already} already there"
