@@ -79,6 +79,19 @@ def _size(nbytes: float) -> str:
     return f"{nbytes:.1f} TiB"
 
 
+def _quoted(name: str) -> str:
+    """A path as human output shows it: as it is, or, if it holds a control character, a
+    quote or a backslash, in double quotes with C escapes (git's ``core.quotePath``);
+    ``--json`` and ``-z`` give names raw."""
+    if not any(c < " " or c in '"\\\x7f' for c in name):
+        return name
+    escapes = {"\n": "\\n", "\t": "\\t", "\r": "\\r", '"': '\\"', "\\": "\\\\"}
+    body = "".join(
+        escapes.get(c) or (f"\\{ord(c):03o}" if c < " " or c == "\x7f" else c) for c in name
+    )
+    return f'"{body}"'
+
+
 def _local_time(seconds: float) -> str:
     """A timestamp in local time, ISO 8601 with its offset."""
     import datetime as dt
@@ -205,4 +218,4 @@ def main() -> None:
     cli(prog_name="datakeep")
 
 
-from . import content, files, maintenance, records, remotes, runs, workspaces  # noqa: E402, F401  (they register commands)
+from . import content, diff, files, maintenance, records, remotes, runs, workspaces  # noqa: E402, F401  (they register commands)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from . import LINK, _parse_pairs, _progress, cli
+from . import LINK, _parse_pairs, _progress, _quoted, cli
 
 if TYPE_CHECKING:
     from ..workspaces import Changes, Snapshot, Workspace
@@ -46,7 +46,7 @@ def _echo_changes(changes: Changes, as_json: bool) -> None:
         click.echo(f"{name}:")
         for sign, paths in (("+", c.added), ("M", c.changed), ("-", c.removed)):
             for path in paths:
-                click.echo(f"  {sign} {json.dumps(path, ensure_ascii=False)[1:-1]}")
+                click.echo(f"  {sign} {_quoted(path)}")
 
 
 def _echo_snapshot(s: Snapshot) -> None:
