@@ -62,7 +62,9 @@ def test_put_get_cat_ls_info_verify(project: Path) -> None:
     ]
     assert {c["digest"] for c in listed} == {tree_digest, blob_digest}
     trees = run_cli("ls", "--kind", "tree", cwd=project).stdout.decode().split()
-    assert trees[0] == tree_digest
+    assert trees[0] == tree_digest[7:19]  # short, as tables show digests
+    full = run_cli("ls", "--kind", "tree", "--full", cwd=project).stdout.decode().split()
+    assert full[:2] == [tree_digest, str(len(run_cli("cat", tree_digest, cwd=project).stdout))]
 
     info = json.loads(run_cli("info", tree_digest, "--json", cwd=project).stdout)
     assert info["kind"] == "tree" and info["tags"] == {"run": "42"}

@@ -45,7 +45,7 @@ def test_reading_works_on_a_full_disk_and_writing_says_why(small_disk: Path) -> 
     digest = run_cli("put", "kept.bin", cwd=small_disk).stdout.split()[0].decode()
     fill(small_disk)
 
-    assert run_cli("ls", cwd=small_disk).stdout.startswith(digest.encode())
+    assert run_cli("ls", "--full", cwd=small_disk).stdout.startswith(digest.encode())
     assert run_cli("cat", digest, cwd=small_disk).stdout == (small_disk / "kept.bin").read_bytes()
     assert run_cli("info", digest, cwd=small_disk).returncode == 0
     assert run_cli("verify", "--all", cwd=small_disk).stdout.startswith(b"ok: 1 contents")

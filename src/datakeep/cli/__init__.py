@@ -92,6 +92,11 @@ def _quoted(name: str) -> str:
     return f'"{body}"'
 
 
+def short_digest(digest: str) -> str:
+    """The first 12 hex digits of a digest, as tables show it (a prefix every command takes)."""
+    return digest.partition(":")[2][:12]
+
+
 def _local_time(seconds: float) -> str:
     """A timestamp in local time, ISO 8601 with its offset."""
     import datetime as dt

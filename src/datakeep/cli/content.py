@@ -19,6 +19,7 @@ from . import (
     _progress,
     _size,
     cli,
+    short_digest,
 )
 
 __all__: list[str] = []
@@ -160,11 +161,18 @@ def _write_out(digest: str, one_pass: bool) -> None:
 @click.option("--kind", type=click.Choice(["blob", "tree"]), help="Only blobs or only trees.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many.")
 @click.option("--after", metavar="DIGEST", help="Start after this digest (paging).")
+@click.option("--full", is_flag=True, help="Whole digests and exact sizes in bytes.")
 @click.option("--json", "as_json", is_flag=True, help="JSON Lines, one content per line.")
 def ls_(
-    tags: tuple[str, ...], kind: str | None, limit: int | None, after: str | None, as_json: bool
+    tags: tuple[str, ...],
+    kind: str | None,
+    limit: int | None,
+    after: str | None,
+    full: bool,
+    as_json: bool,
 ) -> None:
-    """List stored contents, by digest.
+    """List stored contents, by digest (short: its first 12 hex digits, which any command
+    takes; --full for whole digests).
 
     \b
     Example:
@@ -174,6 +182,8 @@ def ls_(
     tag_map, present, prefixes = _tag_filters(tags)
     shown = 0
     with _open() as keep:
+        if after is not None:
+            after = keep.store.resolve(after)
         while limit is None or shown < limit:
             page_size = 1000 if limit is None else min(1000, limit - shown)
             page = keep.find(tag_map, kind, page_size, after, present, prefixes)
@@ -182,7 +192,9 @@ def ls_(
                     click.echo(json.dumps(_content_json(c)))
                 else:
                     labels = ",".join(f"{k}={v}" for k, v in sorted(c.tags.items()))
-                    click.echo(f"{c.digest}  {c.size:>12}  {c.kind:<4}  {labels}".rstrip())
+                    name = c.digest if full else short_digest(c.digest)
+                    size = f"{c.size:>12}" if full else f"{_size(c.size):>10}"
+                    click.echo(f"{name}  {size}  {c.kind:<4}  {labels}".rstrip())
             shown += len(page.items)
             if page.next is None:
                 break

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from . import LINK, _parse_pairs, _progress, _quoted, cli
+from . import LINK, _parse_pairs, _progress, _quoted, cli, short_digest
 
 if TYPE_CHECKING:
     from ..workspaces import Changes, Snapshot, Workspace
@@ -26,10 +26,6 @@ def _workspace() -> Iterator[Workspace]:
 
     with Workspace.open(".") as workspace:
         yield workspace
-
-
-def _short(digest: str) -> str:
-    return digest.partition(":")[2][:12]
 
 
 def _echo_json(value: Any) -> None:
@@ -54,7 +50,7 @@ def _echo_snapshot(s: Snapshot) -> None:
     tags = ",".join(s.tags) or "-"
     metrics = " ".join(f"{k}={v}" for k, v in sorted(s.metrics.items()))
     click.echo(
-        f"{s.number:>4}  {_short(s.hash)}  {when}  {tags:<16} {s.message}  {metrics}".rstrip()
+        f"{s.number:>4}  {short_digest(s.hash)}  {when}  {tags:<16} {s.message}  {metrics}".rstrip()
     )
 
 
