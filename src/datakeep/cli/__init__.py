@@ -6,6 +6,7 @@ start without loading SQLAlchemy.
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 from collections.abc import Iterator
@@ -30,6 +31,15 @@ USAGE = 2  # the command line itself is wrong
 DAMAGE = 3  # verify, fsck or repair found damage (or left some unrepaired)
 
 LINK = click.Choice(["copy", "hardlink", "auto"])
+AS_JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+def _report(as_json: bool, doc: Any, text: str) -> None:
+    """What a command reports: ``doc`` as JSON for scripts, else ``text`` for people."""
+    if as_json:
+        click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+    elif text:
+        click.echo(text)
 
 
 class _Group(click.Group):
@@ -187,6 +197,7 @@ def cli(verbose: bool) -> None:
     help="Another bucket for content whose --route-by tag is NAME (repeatable).",
 )
 @click.option("--route-by", metavar="TAG", help="The tag whose value picks a --route.")
+@AS_JSON
 def init(
     directory: str,
     algorithm: str,
@@ -195,6 +206,7 @@ def init(
     endpoint: str | None,
     routes: tuple[str, ...],
     route_by: str | None,
+    as_json: bool,
 ) -> None:
     """Create a keep in DIRECTORY/.datakeep (index.sqlite + objects/).
 
@@ -212,7 +224,10 @@ def init(
         directory, algorithm, index, blobs, endpoint, route_map or None, route_by
     ) as keep:
         where = "SQLite" if keep.db.dialect == "sqlite" else keep.db.dialect
-        click.echo(f"initialized empty keep in {keep.path} ({keep.algorithm}, {where} index)")
+        doc = {"keep": str(keep.path), "algorithm": keep.algorithm, "index": keep.db.dialect}
+        _report(
+            as_json, doc, f"initialized empty keep in {keep.path} ({keep.algorithm}, {where} index)"
+        )
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ import click
 
 from ..errors import DatakeepError
 from . import (
+    AS_JSON,
     DAMAGE,
     LINK,
     _content_json,
@@ -17,6 +18,7 @@ from . import (
     _open,
     _parse_pairs,
     _progress,
+    _report,
     _size,
     cli,
     short_digest,
@@ -101,7 +103,8 @@ def _check_readable(path: str) -> None:
     show_default=True,
     help="copy, or hardlink files to the store (read-only, no extra space).",
 )
-def get(digest: str, dest: str | None, link: str) -> None:
+@AS_JSON
+def get(digest: str, dest: str | None, link: str, as_json: bool) -> None:
     """Write a file or a whole tree back to DEST, verified (default: ./<hex>; - for
     standard output, verified before the first byte is written).
 
@@ -119,7 +122,7 @@ def get(digest: str, dest: str | None, link: str) -> None:
         target = dest or parse_digest(digest).hex
         with _progress(f"get {target}") as report:
             content = keep.export(digest, target, link, report)  # type: ignore[arg-type]
-    click.echo(f"{content.digest}  {target}")
+    _report(as_json, {"digest": content.digest, "path": target}, f"{content.digest}  {target}")
 
 
 @cli.command()
@@ -323,7 +326,8 @@ def verify(
 @cli.command()
 @click.argument("digest")
 @click.argument("tags", nargs=-1, required=True, metavar="KEY=VALUE...")
-def tag(digest: str, tags: tuple[str, ...]) -> None:
+@AS_JSON
+def tag(digest: str, tags: tuple[str, ...], as_json: bool) -> None:
     """Add or change tags of stored content.
 
     \b
@@ -331,13 +335,18 @@ def tag(digest: str, tags: tuple[str, ...]) -> None:
         datakeep tag blake3:1f0c... stage=clean owner=ana
     """
     with _open() as keep:
-        keep.tag(keep.store.resolve(digest), _parse_pairs(tags))
+        full = keep.store.resolve(digest)
+        keep.tag(full, _parse_pairs(tags))
+        now = keep.info(full).tags
+    labels = " ".join(f"{k}={v}" for k, v in sorted(now.items()))
+    _report(as_json, {"digest": full, "tags": now}, f"{full}  {labels}")
 
 
 @cli.command()
 @click.argument("digest")
 @click.argument("keys", nargs=-1, required=True)
-def untag(digest: str, keys: tuple[str, ...]) -> None:
+@AS_JSON
+def untag(digest: str, keys: tuple[str, ...], as_json: bool) -> None:
     """Remove the named tags (only those) from stored content.
 
     \b
@@ -345,5 +354,6 @@ def untag(digest: str, keys: tuple[str, ...]) -> None:
         datakeep untag blake3:1f0c... owner
     """
     with _open() as keep:
-        removed = keep.untag(keep.store.resolve(digest), *keys)
-    click.echo(f"removed {removed} tag(s)")
+        full = keep.store.resolve(digest)
+        removed = keep.untag(full, *keys)
+    _report(as_json, {"digest": full, "removed": removed}, f"removed {removed} tag(s)")

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from . import _open, cli
+from . import AS_JSON, _open, _report, cli
 
 if TYPE_CHECKING:
     from ..files import FileStore
@@ -20,7 +20,6 @@ __all__ = ["files"]
 STORE = click.option(
     "--store", "store_name", metavar="NAME", help="The store (if the keep has several)."
 )
-AS_JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
 @contextmanager
@@ -43,7 +42,8 @@ def files() -> None:
 
 @files.command("init")
 @click.argument("name")
-def init_store(name: str) -> None:
+@AS_JSON
+def init_store(name: str, as_json: bool) -> None:
     """Create a file store named NAME in this keep.
 
     \b
@@ -54,7 +54,7 @@ def init_store(name: str) -> None:
 
     with _open() as keep:
         FileStore.create(keep, name)
-    click.echo(f"created file store {name!r}")
+    _report(as_json, {"created": name}, f"created file store {name!r}")
 
 
 @files.command()

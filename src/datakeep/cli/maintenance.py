@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from . import DAMAGE, _open, _progress, _size, cli
+from . import AS_JSON, DAMAGE, _open, _progress, _report, _size, cli
 
 __all__ = ["parse_duration"]
 
@@ -180,7 +180,8 @@ def gc(dry_run: bool, grace: str, as_json: bool) -> None:
 @cli.command()
 @click.argument("digests", nargs=-1)
 @click.option("--note", default="", help="Why it is pinned.")
-def pin(digests: tuple[str, ...], note: str) -> None:
+@AS_JSON
+def pin(digests: tuple[str, ...], note: str, as_json: bool) -> None:
     """Pin contents so gc keeps them (a pinned tree keeps its files); no DIGEST lists pins.
 
     \b
@@ -188,16 +189,20 @@ def pin(digests: tuple[str, ...], note: str) -> None:
         datakeep pin blake3:1f0c... --note "paper results"
     """
     with _open() as keep:
-        for digest in digests:
-            keep.pin(keep.store.resolve(digest), note)
+        named = [keep.store.resolve(digest) for digest in digests]
+        for digest in named:
+            keep.pin(digest, note)
         if not digests:
-            for digest in keep.pins():
-                click.echo(digest)
+            pins = keep.pins()
+            _report(as_json, {"pins": pins}, "\n".join(pins))
+        else:
+            _report(as_json, {"pinned": named}, "")
 
 
 @cli.command()
 @click.argument("digests", nargs=-1, required=True)
-def unpin(digests: tuple[str, ...]) -> None:
+@AS_JSON
+def unpin(digests: tuple[str, ...], as_json: bool) -> None:
     """Remove pins; gc may then remove the contents if nothing else refers to them.
 
     \b
@@ -206,4 +211,4 @@ def unpin(digests: tuple[str, ...]) -> None:
     """
     with _open() as keep:
         removed = sum(keep.unpin(keep.store.resolve(digest)) for digest in digests)
-    click.echo(f"removed {removed} pin(s)")
+    _report(as_json, {"removed": removed}, f"removed {removed} pin(s)")

@@ -12,14 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from . import DAMAGE, _open, cli
+from . import AS_JSON, DAMAGE, _open, _report, cli
 
 if TYPE_CHECKING:
     from ..records import RecordStore
 
 __all__ = ["parse_where", "records"]
 
-AS_JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 _WHERE = re.compile(r"([A-Za-z0-9_.-]+)\s*(>=|<=|!=|==|=|>|<)\s*(.*)\Z")
 _OPS = {">=": "gte", "<=": "lte", "!=": "ne", "==": "eq", "=": "eq", ">": "gt", "<": "lt"}
 
@@ -105,7 +104,8 @@ def show(record_id: str, as_json: bool) -> None:
 @records.command()
 @click.argument("record_id")
 @click.argument("directory", required=False, type=click.Path(file_okay=False))
-def get(record_id: str, directory: str | None) -> None:
+@AS_JSON
+def get(record_id: str, directory: str | None, as_json: bool) -> None:
     """Write a record's committed directory to DIRECTORY (default: ./<uuid>), verified.
 
     \b
@@ -115,7 +115,7 @@ def get(record_id: str, directory: str | None) -> None:
     with _records() as store:
         uuid = store.resolve(record_id)
         out = store.retrieve(uuid, directory or uuid)
-    click.echo(str(out))
+    _report(as_json, {"uuid": uuid, "path": str(out)}, str(out))
 
 
 @records.command()
@@ -144,7 +144,8 @@ def verify(as_json: bool) -> None:
 
 
 @records.command()
-def reindex() -> None:
+@AS_JSON
+def reindex(as_json: bool) -> None:
     """Rebuild the records catalog and relations from the stored directories alone.
 
     \b
@@ -153,7 +154,7 @@ def reindex() -> None:
     """
     with _records() as store:
         count = store.reindex()
-    click.echo(f"reindexed {count} record(s)")
+    _report(as_json, {"reindexed": count}, f"reindexed {count} record(s)")
 
 
 @records.command()

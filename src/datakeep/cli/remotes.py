@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from . import _open, _progress, cli
+from . import AS_JSON, _open, _progress, _report, cli
 
 __all__ = ["pull", "push", "remote"]
+
+
+def _transfer_json(result: Any) -> dict[str, int]:
+    return {"transferred": result.transferred, "bytes": result.nbytes, "already": result.already}
 
 
 def _split(name: str | None, digests: tuple[str, ...]) -> tuple[str | None, list[str] | None]:
@@ -30,7 +36,8 @@ def remote() -> None:
 @click.argument("name")
 @click.argument("location")
 @click.option("--endpoint", metavar="URL", help="An S3-compatible server for s3:// remotes.")
-def remote_add(name: str, location: str, endpoint: str | None) -> None:
+@AS_JSON
+def remote_add(name: str, location: str, endpoint: str | None, as_json: bool) -> None:
     """Register LOCATION (a directory or s3://bucket/prefix) as remote NAME.
 
     \b
@@ -39,11 +46,13 @@ def remote_add(name: str, location: str, endpoint: str | None) -> None:
     """
     with _open() as keep:
         added = keep.add_remote(name, location, endpoint)
-    click.echo(f"added remote {added.name} ({added.location})")
+    doc = {"name": added.name, "location": added.location, "backend": added.backend}
+    _report(as_json, doc, f"added remote {added.name} ({added.location})")
 
 
 @remote.command("ls")
-def remote_ls() -> None:
+@AS_JSON
+def remote_ls(as_json: bool) -> None:
     """List the remotes.
 
     \b
@@ -51,13 +60,15 @@ def remote_ls() -> None:
         datakeep remote ls
     """
     with _open() as keep:
-        for r in keep.remotes:
-            click.echo(f"{r.name}\t{r.location}\t{r.backend}")
+        found = keep.remotes
+    doc = [{"name": r.name, "location": r.location, "backend": r.backend} for r in found]
+    _report(as_json, doc, "\n".join(f"{r.name}\t{r.location}\t{r.backend}" for r in found))
 
 
 @remote.command("rm")
 @click.argument("name")
-def remote_rm(name: str) -> None:
+@AS_JSON
+def remote_rm(name: str, as_json: bool) -> None:
     """Forget remote NAME and what it holds (its bytes are left in place).
 
     \b
@@ -66,7 +77,7 @@ def remote_rm(name: str) -> None:
     """
     with _open() as keep:
         keep.remove_remote(name)
-    click.echo(f"removed remote {name}")
+    _report(as_json, {"removed": name}, f"removed remote {name}")
 
 
 @cli.command()
@@ -77,7 +88,8 @@ def remote_rm(name: str) -> None:
     is_flag=True,
     help="List the remote first and send again what it lost, whatever the inventory says.",
 )
-def push(name: str | None, digests: tuple[str, ...], verify: bool) -> None:
+@AS_JSON
+def push(name: str | None, digests: tuple[str, ...], verify: bool, as_json: bool) -> None:
     """Copy to remote NAME what it lacks: everything, or DIGESTS (trees with their files).
 
     \b
@@ -89,9 +101,11 @@ def push(name: str | None, digests: tuple[str, ...], verify: bool) -> None:
         if named is not None:
             named = [keep.store.resolve(d) for d in named]
         result = keep.push(remote, named, progress=report, verify=verify)
-    click.echo(
+    _report(
+        as_json,
+        _transfer_json(result),
         f"pushed {result.transferred} blob(s), {result.nbytes} bytes; "
-        f"{result.already} already there"
+        f"{result.already} already there",
     )
 
 
@@ -104,7 +118,8 @@ def push(name: str | None, digests: tuple[str, ...], verify: bool) -> None:
     is_flag=True,
     help="Everything the remote holds, found by listing it (for a keep that never pushed there).",
 )
-def pull(name: str | None, digests: tuple[str, ...], everything: bool) -> None:
+@AS_JSON
+def pull(name: str | None, digests: tuple[str, ...], everything: bool, as_json: bool) -> None:
     """Bring back from remote NAME, verified, what this keep lacks or holds damaged.
 
     \b
@@ -115,6 +130,9 @@ def pull(name: str | None, digests: tuple[str, ...], everything: bool) -> None:
         raise click.UsageError("give DIGEST... or --all, not both")
     with _open() as keep, _progress("pull") as report:
         result = keep.pull(*_split(name, digests), progress=report, everything=everything)
-    click.echo(
-        f"pulled {result.transferred} blob(s), {result.nbytes} bytes; {result.already} already here"
+    _report(
+        as_json,
+        _transfer_json(result),
+        f"pulled {result.transferred} blob(s), {result.nbytes} bytes; "
+        f"{result.already} already here",
     )

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from . import cli
+from . import AS_JSON, cli
 
 if TYPE_CHECKING:
     from ..runs import RunStore
@@ -22,7 +22,6 @@ __all__ = ["runs"]
 STATUS = click.option(
     "--status", "statuses", multiple=True, help="Only this status (repeat for several)."
 )
-AS_JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
 @contextmanager

@@ -10,14 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from . import LINK, _parse_pairs, _progress, _quoted, cli, short_digest
+from . import AS_JSON, LINK, _parse_pairs, _progress, _quoted, cli, short_digest
 
 if TYPE_CHECKING:
     from ..workspaces import Changes, Snapshot, Workspace
 
 __all__ = ["ws"]
-
-AS_JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
 @contextmanager
