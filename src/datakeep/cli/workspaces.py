@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from . import AS_JSON, LINK, _parse_pairs, _progress, _quoted, cli, short_digest
+from . import AS_JSON, LINK, _parse_pairs, _progress, _quoted, _report, cli, short_digest
 
 if TYPE_CHECKING:
     from ..workspaces import Changes, Snapshot, Workspace
@@ -27,7 +27,7 @@ def _workspace() -> Iterator[Workspace]:
 
 
 def _echo_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
+    _report(True, value, "")
 
 
 def _echo_changes(changes: Changes, as_json: bool) -> None:
@@ -254,7 +254,7 @@ def untag(snapshot_name: str, tag: str, as_json: bool) -> None:
     """
     with _workspace() as workspace:
         workspace.remove_tag(snapshot_name, tag)
-    click.echo(json.dumps({"removed_tag": tag}) if as_json else f"removed tag {tag}")
+    _report(as_json, {"removed_tag": tag}, f"removed tag {tag}")
 
 
 @ws.command("delete-snapshot")
@@ -271,7 +271,7 @@ def delete_snapshot(snapshot_name: str, keep_results: bool, as_json: bool) -> No
     with _workspace() as workspace:
         hash_ = workspace.find_snapshot(snapshot_name).hash
         workspace.delete_snapshot(hash_, include_results=not keep_results)
-    click.echo(json.dumps({"deleted": hash_}) if as_json else f"deleted snapshot {hash_}")
+    _report(as_json, {"deleted": hash_}, f"deleted snapshot {hash_}")
 
 
 def _dot(steps: list[dict[str, Any]]) -> str:
@@ -330,7 +330,7 @@ def push(remote: str | None, as_json: bool) -> None:
     """
     with _workspace() as workspace, _progress("push") as progress:
         new = workspace.push(remote, progress)
-    click.echo(json.dumps({"new_snapshots": new}) if as_json else f"pushed {new} new snapshot(s)")
+    _report(as_json, {"new_snapshots": new}, f"pushed {new} new snapshot(s)")
 
 
 @ws.command()
@@ -346,9 +346,7 @@ def pull(remote: str | None, force: bool, as_json: bool) -> None:
     """
     with _workspace() as workspace, _progress("pull") as progress:
         new = workspace.pull(remote, force, progress)
-    click.echo(
-        json.dumps({"new_snapshots": new}) if as_json else f"pulled {len(new)} new snapshot(s)"
-    )
+    _report(as_json, {"new_snapshots": new}, f"pulled {len(new)} new snapshot(s)")
 
 
 @ws.command()
