@@ -10,6 +10,7 @@ import random
 import secrets
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from datakeep.content import QUARANTINE
 from datakeep.errors import IntegrityError, NotFound
 from datakeep.keep import Keep
 from datakeep.trees import decode_tree
+from datakeep.trees.statcache import RACY_NS
 
 from .conftest import (
     Where,
@@ -342,6 +344,24 @@ def test_repair_after_repair_index_and_the_commands(tmp_path: Path, index_url: s
     assert f'"digest": "{large}"' in lost.stdout.decode()
 
 
+def test_a_re_put_heals_a_damaged_manifest_the_stat_cache_remembers(
+    keep: Keep, tmp_path: Path
+) -> None:
+    src = tmp_path / "settled"
+    src.mkdir()
+    for i in range(3):
+        (src / f"f{i}").write_bytes(os.urandom(1000))
+    time.sleep(RACY_NS / 1e9 + 0.2)  # settled, so the stat cache remembers the tree
+    tree = keep.put_tree(src).digest
+    good = keep.get(tree)
+    flip_byte(blob_path(keep, tree), 5)
+    with pytest.raises(IntegrityError):
+        keep.get(tree)
+    assert keep.put_tree(src).digest == tree  # the same directory, answered by the cache
+    assert keep.get(tree) == good
+    assert any(p.is_file() for p in (keep.path / "objects" / QUARANTINE).rglob("*"))
+
+
 # -- the invariant, under random damage ---------------------------------------------------
 class DamageMachine(RuleBasedStateMachine):
     """Random puts, pushes, deletions and corruptions of blob files, pack members and
@@ -382,6 +402,7 @@ class DamageMachine(RuleBasedStateMachine):
         self.data |= files | {tree.digest: self.keep.get(tree.digest)}
         self.trees[tree.digest] = set(files)
         self.damaged -= set(files) - self.damaged_packed()  # a tree put re-stores files
+        self.damaged.discard(tree.digest)  # and its manifest, checked even when remembered
 
     def damaged_packed(self) -> set[str]:
         return {d for d in self.damaged if "#" in self.keep.store.key_of(d)}

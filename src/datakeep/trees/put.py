@@ -9,7 +9,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from ..content import PACKED_MAX, Content, ContentStore, LinkMode, Written
+from ..content import PACKED_MAX, Content, ContentStore, LinkMode, Stored, Written
 from ..content.packs import PACK_LIMIT
 from ..errors import InvalidPath, NotFound
 from ..progress import Progress, ProgressCallback
@@ -61,14 +61,19 @@ def put_tree(
 
 
 def _known_tree(store: ContentStore, known: tuple[str, int] | None) -> Written | None:
-    """The tree the stat cache remembers, if this keep still holds it."""
+    """The tree the stat cache remembers, if this keep still holds it sound: its manifest
+    is checked (one small read), so a damaged one is set aside and written again, as a
+    re-put heals any damaged content."""
     if known is None:
         return None
     digest, size = known
     try:
-        return Written(digest, size, store.key_of(digest))
+        key = store.key_of(digest)
     except NotFound:
         return None
+    if store.check_or_set_aside(Stored(digest, size, "tree", key)) != "good":
+        return None
+    return Written(digest, size, key)
 
 
 def _store_tree(
