@@ -123,3 +123,9 @@ def test_shell_completion_scripts(project: Path) -> None:
             capture_output=True,
         )
         assert script.returncode == 0 and b"_DATAKEEP_COMPLETE" in script.stdout, shell
+
+
+def test_no_command_prints_the_help(project: Path) -> None:
+    for args in ([], ["ws"]):
+        result = run_cli(*args, cwd=project)
+        assert result.stdout.startswith(b"Usage: datakeep") and result.stderr == b""

@@ -65,6 +65,10 @@ class _Group(click.Group):
         kwargs["standalone_mode"] = False
         try:
             code = super().main(*args, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            # a group given no command: its help, as `datakeep --help` prints it
+            click.echo(exc.ctx.get_help() if exc.ctx is not None else exc.format_message())
+            sys.exit(0)
         except click.UsageError as exc:
             click.echo(f"datakeep: error: {exc.format_message()}", err=True)
             if exc.ctx is not None:

@@ -280,7 +280,7 @@ def verify(
     shallow: bool,
     as_json: bool,
 ) -> None:
-    """Re-hash stored contents (a tree with all its files); exit 1 and list each problem.
+    """Re-hash stored contents (a tree with all its files); exit 3 and list each problem.
 
     \b
     Example:

@@ -121,7 +121,7 @@ def get(record_id: str, directory: str | None, as_json: bool) -> None:
 @records.command()
 @AS_JSON
 def verify(as_json: bool) -> None:
-    """Re-hash every file of every committed record; exit 1 and list each bad path.
+    """Re-hash every file of every committed record; exit 3 and list each bad path.
 
     \b
     Example:
