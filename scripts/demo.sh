@@ -86,4 +86,34 @@ step datakeep runs records m-1 --status failed --limit 3
 step datakeep runs export m-1 records.jsonl
 head -n 1 records.jsonl
 echo
+echo "Workspaces: a small experiment with data, code and results, snapshotted, changed, restored:"
+mkdir -p "$work/lab" && cd "$work/lab"
+step datakeep ws init lab --keep "$work"
+step datakeep ws add source-data data data
+step datakeep ws add code code src
+step datakeep ws add results results results
+printf 'x,y\n1,2\n' > data/train.csv
+cat > src/train.py <<'PY'
+from datakeep.workspaces import Workspace
+
+with Workspace.open(".") as ws:
+    with ws.lineage.step("train", {"lr": 0.1}, inputs=["data"], code=["code/train.py"]) as step:
+        rows = open("data/train.csv").read().splitlines()[1:]
+        open("results/metrics.json", "w").write('{"rows": %d}' % len(rows))
+        step.add_output("results")
+PY
+python src/train.py
+step datakeep ws snapshot -m baseline --metric rows=1 v1
+printf '3,4\n' >> data/train.csv
+step datakeep ws status
+python src/train.py
+step datakeep ws snapshot -m "more data" --metric rows=2 v2
+step datakeep ws history
+step datakeep ws diff v1 v2
+step datakeep ws lineage results
+step datakeep ws restore v1
+cat data/train.csv
+cd "$work"
+
+echo
 echo "demo done: every step above ran against $work/.datakeep"
