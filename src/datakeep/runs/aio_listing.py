@@ -21,6 +21,8 @@ class AsyncRunListing:
     store: RunStore
 
     async def _run(self, fn: Callable[..., R], *args: Any) -> R:
+        """Run ``fn`` off the event loop: :class:`~datakeep.runs.AsyncRunStore` provides
+        it (its thread pool); this mixin only declares it."""
         raise NotImplementedError
 
     async def _listing(

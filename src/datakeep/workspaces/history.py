@@ -11,7 +11,15 @@ from .errors import AmbiguousSnapshot
 from .model import Snapshot
 from .schema import snapshot_trees, snapshots, tags
 
-__all__ = ["delete_snapshot_rows", "history", "remove_tag", "resolve", "snapshot_of"]
+__all__ = [
+    "count",
+    "delete_snapshot_rows",
+    "history",
+    "newest",
+    "remove_tag",
+    "resolve",
+    "snapshot_of",
+]
 
 
 def _all(conn: Connection, workspace: str, only: str | None = None) -> list[Snapshot]:
@@ -85,6 +93,25 @@ def resolve(db: IndexDatabase, workspace: str, name: str) -> Snapshot:
         listed = ", ".join(f"{s.hash} ({', '.join(s.tags) or 'untagged'})" for s in matches)
         raise AmbiguousSnapshot(f"{name!r} names {len(matches)} snapshots: {listed}")
     return matches[0]
+
+
+def newest(db: IndexDatabase, workspace: str) -> Snapshot | None:
+    """The snapshot taken last, read alone (not with the whole history)."""
+    query = (
+        select(snapshots.c.hash)
+        .where(snapshots.c.workspace == workspace)
+        .order_by(snapshots.c.created_at.desc(), snapshots.c.id.desc())
+        .limit(1)
+    )
+    with db.read("reading the newest snapshot") as conn:
+        hash_ = conn.execute(query).scalar()
+    return snapshot_of(db, workspace, hash_)
+
+
+def count(db: IndexDatabase, workspace: str) -> int:
+    query = select(func.count()).where(snapshots.c.workspace == workspace)
+    with db.read("counting snapshots") as conn:
+        return int(conn.execute(query).scalar() or 0)
 
 
 def snapshot_of(db: IndexDatabase, workspace: str, hash_: str | None) -> Snapshot | None:

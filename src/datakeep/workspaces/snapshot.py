@@ -17,6 +17,7 @@ from sqlalchemy import Connection, select
 from ..errors import InvalidInput
 from ..index.upsert import insert_ignore
 from ..progress import ProgressCallback
+from . import history as snapshot_history
 from .errors import TagInUse
 from .lineage import resolve_pending, split_ref
 from .manifest import Manifest, ManifestResource
@@ -57,12 +58,12 @@ def take_snapshot(
     moves: Moves = []
     subdir: str | None = None
     try:
-        number = len(ws.history()) + 1
         for resource in found:
             if resource.role != "results":
                 continue
             names = new_results(resource.path, ws.results_template)
             if names:
+                number = snapshot_history.count(ws.db, ws.name) + 1
                 wanted = subdir_for(ws.results_template, tag, number, when)
                 moved = move_results(resource.path, names, wanted)
                 moves += moved

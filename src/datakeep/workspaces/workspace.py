@@ -176,15 +176,18 @@ class Workspace:
         results, which restore leaves as they are: since the newest snapshot)."""
         head = self.head()
         trees = head.trees if head is not None else {}
-        newest = self.history(max_count=1)
+        listed = self.resources()
+        newest = None
+        if any(r.role == "results" for r in listed):
+            newest = snapshot_history.newest(self.db, self.name)
         wanted = None if only is None else set(only)
         changes: Changes = {}
-        for resource in self.resources():
+        for resource in listed:
             if wanted is not None and resource.name not in wanted:
                 continue
             tree = trees.get(resource.name)
-            if resource.role == "results" and newest:
-                tree = newest[0].trees.get(resource.name)
+            if resource.role == "results" and newest is not None:
+                tree = newest.trees.get(resource.name)
             now = self.current_state(resource, tree)
             if isinstance(now, str):
                 continue  # the stat cache vouches: exactly the snapshot's tree
