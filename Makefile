@@ -4,7 +4,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: demo test bench lint env clean
+.PHONY: demo test bench lint env clean browser
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -16,7 +16,11 @@ env: $(if $(findstring .tools,$(UV)),.tools/bin/uv)
 demo: env
 	$(RUN) bash scripts/demo.sh
 
-test: env
+# the web view's tests drive a real browser: the system's Chromium (no browser download)
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+
+test: env browser
 	$(RUN) pytest
 
 bench: env
