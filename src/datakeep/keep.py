@@ -211,6 +211,11 @@ class Keep(MirroredReads):
         return self.store.untag(digest, keys)
 
     # -- lookups (a digest or an alias recorded by ``put(..., expect=)``) ----------------
+    def resolve(self, name: str) -> str:
+        """The digest a person typed: a whole digest or alias as it is, or a unique prefix
+        of at least 6 hex digits (an ambiguous one is an error listing the candidates)."""
+        return self.store.resolve(name)
+
     def info(self, digest: str) -> Content:
         return self.store.info(digest)
 

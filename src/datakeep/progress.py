@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["Progress", "ProgressCallback"]
+__all__ = ["Progress", "ProgressCallback", "TransferReport"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,3 +23,15 @@ class Progress:
 
 
 ProgressCallback = Callable[[Progress], None]
+
+
+@dataclass(slots=True)
+class TransferReport:
+    """What a push or pull moved."""
+
+    transferred: int = 0
+    """Blobs copied."""
+    nbytes: int = 0
+    """Bytes copied."""
+    already: int = 0
+    """Blobs the other side held already (recorded, not copied)."""

@@ -3,7 +3,7 @@
 from typing import TYPE_CHECKING, Any
 
 from ._local import LocalBackend
-from ._location import S3_NAME, backend_for_location
+from ._location import S3_NAME, Remote, backend_for_location
 from ._memory import MemoryBackend
 from ._protocol import Backend, BlobInfo, FileBackend, IngestLink, StagedBlob, check_key
 from ._registry import open_backend, register_backend, registered_backends
@@ -19,6 +19,7 @@ __all__ = [
     "IngestLink",
     "LocalBackend",
     "MemoryBackend",
+    "Remote",
     "StagedBlob",
     "backend_for_location",
     "check_key",

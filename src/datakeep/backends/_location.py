@@ -1,15 +1,19 @@
 """Where blobs live, as a user names it: a directory or ``s3://bucket/prefix``, turned into
-a permanent backend name and the settings that open it."""
+a permanent backend name and the settings that open it, and back (a :class:`Remote`)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInput
 from ._local import LocalBackend
 
-__all__ = ["S3_NAME", "backend_for_location"]
+if TYPE_CHECKING:
+    from ._protocol import Backend
+
+__all__ = ["S3_NAME", "Remote", "backend_for_location"]
 
 S3_NAME = "datakeep.s3@v1"
 
@@ -31,3 +35,25 @@ def backend_for_location(location: str, endpoint: str | None = None) -> tuple[st
     if endpoint is not None:
         raise InvalidInput("an endpoint goes with s3:// locations only")
     return LocalBackend.name, {"root": str(Path(location).resolve())}
+
+
+@dataclass(frozen=True, slots=True)
+class Remote:
+    """A named place that holds copies."""
+
+    name: str
+    backend: str
+    """Its permanent backend name, e.g. ``datakeep.s3@v1``."""
+    config: dict[str, Any]
+    """Settings that re-create the backend (never credentials)."""
+
+    @property
+    def location(self) -> str:
+        if self.backend == LocalBackend.name:
+            return str(self.config["root"])
+        return f"s3://{self.config['bucket']}/{self.config.get('prefix', '')}".rstrip("/")
+
+    def open(self) -> Backend:
+        from ._registry import open_backend  # which imports this module
+
+        return open_backend(self.backend, dict(self.config))

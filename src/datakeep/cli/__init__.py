@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from ..content import Content
     from ..keep import Keep
     from ..progress import Progress
+    from ..quick import QuickKeep
+
+T = TypeVar("T")
 
 __all__ = ["DAMAGE", "ERROR", "USAGE", "cli", "main"]
 
@@ -132,6 +135,23 @@ def _open() -> Keep:
     import datakeep
 
     return datakeep.open(".")
+
+
+def _answer(body: Callable[[Keep | QuickKeep], T]) -> T:
+    """``body`` run on the quick reader of an embedded keep (no SQLAlchemy to import), or,
+    where that cannot answer, on the full keep; ``body`` writes its output only after
+    its reads, so a second run never repeats any."""
+    from ..quick import Unanswered, open_quick
+
+    quick = open_quick(".")
+    if quick is not None:
+        try:
+            with quick:
+                return body(quick)
+        except Unanswered:
+            pass
+    with _open() as keep:
+        return body(keep)
 
 
 def _content_json(c: Content) -> dict[str, Any]:

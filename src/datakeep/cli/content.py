@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -13,6 +14,7 @@ from . import (
     AS_JSON,
     DAMAGE,
     LINK,
+    _answer,
     _content_json,
     _local_time,
     _open,
@@ -23,6 +25,11 @@ from . import (
     cli,
     short_digest,
 )
+
+if TYPE_CHECKING:
+    from ..content import Content, VerifyReport
+    from ..keep import Keep
+    from ..quick import QuickKeep
 
 __all__: list[str] = []
 
@@ -146,9 +153,12 @@ def cat(digest: str, one_pass: bool) -> None:
 
 def _write_out(digest: str, one_pass: bool) -> None:
     out = sys.stdout.buffer
-    with _open() as keep:
-        for chunk in keep.stream(keep.store.resolve(digest), verify_first=not one_pass):
+
+    def write(keep: Keep | QuickKeep) -> None:
+        for chunk in keep.stream(keep.resolve(digest), verify_first=not one_pass):
             out.write(chunk)
+
+    _answer(write)
     out.flush()
 
 
@@ -183,13 +193,13 @@ def ls_(
         datakeep ls --tag owner --tag run=2024-*
     """
     tag_map, present, prefixes = _tag_filters(tags)
-    shown = 0
-    with _open() as keep:
-        if after is not None:
-            after = keep.store.resolve(after)
+
+    def list_pages(keep: Keep | QuickKeep) -> None:
+        shown = 0
+        start = None if after is None else keep.resolve(after)
         while limit is None or shown < limit:
             page_size = 1000 if limit is None else min(1000, limit - shown)
-            page = keep.find(tag_map, kind, page_size, after, present, prefixes)
+            page = keep.find(tag_map, kind, page_size, start, present, prefixes)
             for c in page.items:
                 if as_json:
                     click.echo(json.dumps(_content_json(c)))
@@ -201,7 +211,9 @@ def ls_(
             shown += len(page.items)
             if page.next is None:
                 break
-            after = page.next
+            start = page.next
+
+    _answer(list_pages)
 
 
 def _tag_filters(values: tuple[str, ...]) -> tuple[dict[str, str], list[str], dict[str, str]]:
@@ -236,8 +248,9 @@ def info(digest: str, as_json: bool) -> None:
         datakeep info blake3:1f0c... --json
         datakeep info sha256:9f86d0...
     """
-    with _open() as keep:
-        content = keep.info(keep.store.resolve(digest))
+
+    def look_up(keep: Keep | QuickKeep) -> tuple[Content, dict[str, Any]]:
+        content = keep.info(keep.resolve(digest))
         shown = {**_content_json(content), "aliases": keep.aliases(content.digest)}
         if content.kind == "tree":
             from ..trees.format import decode_tree
@@ -246,6 +259,9 @@ def info(digest: str, as_json: bool) -> None:
             files = [e for e in entries if e.kind == "f"]
             shown["files"] = len(files)
             shown["data_size"] = sum(e.size for e in files)
+        return content, shown
+
+    content, shown = _answer(look_up)
     if as_json:
         click.echo(json.dumps(shown, indent=2))
         return
@@ -288,12 +304,17 @@ def verify(
     """
     if remote is None and bool(digests) == everything:
         raise click.UsageError("give DIGEST..., --all or --remote NAME")
-    with _open() as keep, _progress("verify") as report:
-        if remote is not None:
+
+    def check(keep: Keep | QuickKeep) -> VerifyReport:
+        with _progress("verify") as report:
+            named = None if everything else [keep.resolve(d) for d in digests]
+            return keep.verify_many(named, report, shallow)
+
+    if remote is not None:
+        with _open() as keep, _progress("verify") as report:
             result = keep.verify_remote(remote, rehash, report)
-        else:
-            named = None if everything else [keep.store.resolve(d) for d in digests]
-            result = keep.verify_many(named, report, shallow)
+    else:
+        result = _answer(check)
     if as_json:
         click.echo(
             json.dumps(
@@ -334,10 +355,14 @@ def tag(digest: str, tags: tuple[str, ...], as_json: bool) -> None:
     Example:
         datakeep tag blake3:1f0c... stage=clean owner=ana
     """
-    with _open() as keep:
-        full = keep.store.resolve(digest)
-        keep.tag(full, _parse_pairs(tags))
-        now = keep.info(full).tags
+    tag_map = _parse_pairs(tags)
+
+    def add(keep: Keep | QuickKeep) -> tuple[str, dict[str, str]]:
+        full = keep.resolve(digest)
+        keep.tag(full, tag_map)
+        return full, keep.info(full).tags
+
+    full, now = _answer(add)
     labels = " ".join(f"{k}={v}" for k, v in sorted(now.items()))
     _report(as_json, {"digest": full, "tags": now}, f"{full}  {labels}")
 

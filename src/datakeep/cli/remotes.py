@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from . import AS_JSON, _open, _progress, _report, cli
+from . import AS_JSON, _answer, _open, _progress, _report, cli
+
+if TYPE_CHECKING:
+    from ..keep import Keep
+    from ..progress import TransferReport
+    from ..quick import QuickKeep
 
 __all__ = ["pull", "push", "remote"]
 
@@ -59,8 +64,7 @@ def remote_ls(as_json: bool) -> None:
     Example:
         datakeep remote ls
     """
-    with _open() as keep:
-        found = keep.remotes
+    found = _answer(lambda keep: keep.remotes)
     doc = [{"name": r.name, "location": r.location, "backend": r.backend} for r in found]
     _report(as_json, doc, "\n".join(f"{r.name}\t{r.location}\t{r.backend}" for r in found))
 
@@ -96,11 +100,14 @@ def push(name: str | None, digests: tuple[str, ...], verify: bool, as_json: bool
     Example:
         datakeep push backup blake3:1f0c... --verify
     """
-    with _open() as keep, _progress("push") as report:
-        remote, named = _split(name, digests)
-        if named is not None:
-            named = [keep.store.resolve(d) for d in named]
-        result = keep.push(remote, named, progress=report, verify=verify)
+    remote, named = _split(name, digests)
+
+    def send(keep: Keep | QuickKeep) -> TransferReport:
+        with _progress("push") as report:
+            chosen = None if named is None else [keep.resolve(d) for d in named]
+            return keep.push(remote, chosen, progress=report, verify=verify)
+
+    result = _answer(send)
     _report(
         as_json,
         _transfer_json(result),

@@ -4,7 +4,15 @@ Where to look: :mod:`.store` ties it together (the put path), :mod:`.write` turn
 streams and files into blobs, :mod:`.rows` records them in the index, :mod:`.catalog`
 answers lookups, finds and tags, :mod:`.read` and :mod:`.verify` are the read path,
 :mod:`.packs` the pack format for small blobs, :mod:`.pointers` where a blob is.
+
+The store itself (:mod:`.store`, :mod:`.read`) is imported on first use: the command
+line's quick reader uses the models, pointers and verification without SQLAlchemy.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from .model import (
     CHUNK,
@@ -19,6 +27,7 @@ from .model import (
     Problem,
     Router,
     Stored,
+    VerifyReport,
     Written,
 )
 from .pointers import (
@@ -29,9 +38,11 @@ from .pointers import (
     stored_as_file,
     tag_router,
 )
-from .read import write_new_file
-from .store import ContentStore
 from .verify import VerifiedReader, check_bytes, drain_verified, verify_file
+
+if TYPE_CHECKING:
+    from .read import write_new_file
+    from .store import ContentStore
 
 __all__ = [
     "CHUNK",
@@ -48,6 +59,7 @@ __all__ = [
     "Router",
     "Stored",
     "VerifiedReader",
+    "VerifyReport",
     "Written",
     "check_bytes",
     "digest_named_by",
@@ -60,3 +72,12 @@ __all__ = [
     "verify_file",
     "write_new_file",
 ]
+
+_LAZY = {"ContentStore": "store", "write_new_file": "read"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{module}", __name__), name)

@@ -10,15 +10,13 @@ from typing import Any
 from sqlalchemy import Connection, and_, exists, func, select
 
 from ..digest import parse_digest
-from ..errors import IntegrityError, InvalidDigest, InvalidInput, NotFound
+from ..errors import IntegrityError, InvalidInput, NotFound
 from ..index import IndexDatabase, Leases, aliases, contents, placements
 from ..index import tags as tag_table
 from ..index.upsert import insert_or_update
 from .model import PRIMARY, Content, Page, Stored, check_tags
+from .names import CANDIDATES, one_candidate, prefix_of
 from .pointers import key_of_pointer
-
-MIN_PREFIX = 6
-"""Hex digits a digest prefix needs (git's short hashes are 7; 6 names one of 16 million)."""
 
 __all__ = ["Catalog"]
 
@@ -52,38 +50,19 @@ class Catalog:
 
     def resolve(self, name: str) -> str:
         """The digest a person typed: a full digest (or alias) as it is, or a unique
-        prefix of at least :data:`MIN_PREFIX` hex digits, with or without the algorithm.
+        prefix of at least :data:`~.names.MIN_PREFIX` hex digits, with or without the algorithm.
         An ambiguous prefix is :class:`InvalidInput` listing the candidates."""
-        if not isinstance(name, str):
-            raise InvalidDigest(f"a digest is a string, not {type(name).__name__}")
-        algorithm, colon, rest = name.rpartition(":")
-        if not colon:
-            algorithm = self.algorithm
-        hexpart = rest.lower()
-        if algorithm != self.algorithm or any(c not in "0123456789abcdef" for c in hexpart):
-            return str(parse_digest(name))  # another algorithm's digest, or a clear error
-        full = f"{algorithm}:{hexpart}"
-        try:
-            return str(parse_digest(full))
-        except InvalidInput:
-            if len(hexpart) < MIN_PREFIX:
-                raise InvalidDigest(
-                    f"{name!r} is not a digest or a prefix of at least {MIN_PREFIX} hex digits"
-                ) from None
+        digest, is_prefix = prefix_of(name, self.algorithm)
+        if not is_prefix:
+            return digest
         query = (
             select(contents.c.digest)
-            .where(contents.c.digest >= full, contents.c.digest < full + "g")
+            .where(contents.c.digest >= digest, contents.c.digest < digest + "g")
             .order_by(contents.c.digest)
-            .limit(11)
+            .limit(CANDIDATES)
         )
         with self.db.read("resolving a digest prefix") as conn:
-            found = list(conn.execute(query).scalars())
-        if not found:
-            raise NotFound(f"no content starts with {full}")
-        if len(found) > 1:
-            listed = ", ".join(found[:10]) + (" and more" if len(found) > 10 else "")
-            raise InvalidInput(f"{name!r} names {len(found)} contents: {listed}")
-        return str(found[0])
+            return one_candidate(name, digest, list(conn.execute(query).scalars()))
 
     def aliases_of(self, digest: str) -> list[str]:
         """The other digests recorded for a content (checked when it was put), sorted."""

@@ -24,6 +24,7 @@ __all__ = [
     "Problem",
     "Router",
     "Stored",
+    "VerifyReport",
     "Written",
     "check_tags",
 ]
@@ -84,6 +85,22 @@ class Problem:
     """What is wrong with it."""
     path: str | None = None
     """Where a tree that was checked with its files names it (``<tree digest>/<path>``)."""
+
+
+@dataclass(slots=True)
+class VerifyReport:
+    """The result of re-hashing stored contents."""
+
+    checked: int = 0
+    """Contents re-hashed."""
+    nbytes: int = 0
+    """Bytes re-hashed."""
+    problems: list[Problem] = field(default_factory=list)
+    """Missing, truncated or corrupted contents; empty when all is well."""
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
-from ..content import ContentStore, Problem, Stored
+from ..content import ContentStore, Problem, Stored, VerifyReport
 from ..digest import parse_digest
 from ..errors import DatakeepError
 from ..progress import Progress, ProgressCallback
@@ -15,22 +14,6 @@ __all__ = ["MISSING", "VerifyReport", "check_stored", "tree_problems", "verify_c
 
 MISSING = "blob is missing from the store"
 NO_LOCAL_COPY = "no local copy: only a remote holds it ('datakeep pull' or 'repair' fetch it)"
-
-
-@dataclass(slots=True)
-class VerifyReport:
-    """The result of re-hashing stored contents."""
-
-    checked: int = 0
-    """Contents re-hashed."""
-    nbytes: int = 0
-    """Bytes re-hashed."""
-    problems: list[Problem] = field(default_factory=list)
-    """Missing, truncated or corrupted contents; empty when all is well."""
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
 
 
 def verify_contents(

@@ -7,16 +7,16 @@ import json
 import re
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, select
 
-from ..backends import Backend, LocalBackend, backend_for_location, open_backend
+from ..backends import Remote, backend_for_location
 from ..content import PRIMARY, ContentStore
 from ..errors import AlreadyExists, InvalidInput, NotFound
 from ..index import placements, remotes
 from ..index.upsert import insert_ignore
+from ..progress import TransferReport
 
 __all__ = [
     "BATCH",
@@ -35,38 +35,6 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 # rows per inventory transaction, and transfers in flight at once
 BATCH = 500
 WORKERS = 8
-
-
-@dataclass(frozen=True, slots=True)
-class Remote:
-    """A named place that holds copies."""
-
-    name: str
-    backend: str
-    """Its permanent backend name, e.g. ``datakeep.s3@v1``."""
-    config: dict[str, Any]
-    """Settings that re-create the backend (never credentials)."""
-
-    @property
-    def location(self) -> str:
-        if self.backend == LocalBackend.name:
-            return str(self.config["root"])
-        return f"s3://{self.config['bucket']}/{self.config.get('prefix', '')}".rstrip("/")
-
-    def open(self) -> Backend:
-        return open_backend(self.backend, dict(self.config))
-
-
-@dataclass(slots=True)
-class TransferReport:
-    """What a push or pull moved."""
-
-    transferred: int = 0
-    """Blobs copied."""
-    nbytes: int = 0
-    """Bytes copied."""
-    already: int = 0
-    """Blobs the other side held already (recorded, not copied)."""
 
 
 def add_remote(

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DatakeepError
-from ..index.revisions import HEAD
+from ..index.plain import connect_plain
 from ..keepdir import read_config, stat_cache_path
 from .scan import DirectoryScan, scan_directory
 from .statcache import StatCache
@@ -74,17 +74,10 @@ def unchanged_tree(keep_dir: Path, path: str | os.PathLike[str]) -> str | None:
 
 
 def _index_holds_tree(index: Path, digest: str, algorithm: str) -> bool:
-    if not index.is_file():
+    db = connect_plain(index, algorithm)
+    if db is None:
         return False
     try:
-        db = sqlite3.connect(f"{index.as_uri()}?mode=ro", uri=True, timeout=5)
-    except sqlite3.Error:
-        return False
-    try:
-        revision = db.execute("SELECT version_num FROM alembic_version").fetchall()
-        stored = db.execute("SELECT value FROM keep_meta WHERE key = 'algorithm'").fetchall()
-        if revision != [(HEAD,)] or stored != [(algorithm,)]:
-            return False
         return db.execute(_HOLDS_TREE, (digest,)).fetchone() is not None
     except sqlite3.Error:
         return False
