@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 import time
 
-from . import files, foundation, fs, index, records, remotes, runs, workspaces
+from . import cli, files, foundation, fs, index, records, remotes, runs, workspaces
 from .common import INODE_REUSE_DELAY_S, WORK, empty_trash
 
 SUITES = {
@@ -20,6 +20,7 @@ SUITES = {
     "records": records.run,
     "workspaces": workspaces.run,
     "fs": fs.run,
+    "cli": cli.run,
 }
 
 

@@ -11,10 +11,11 @@ from pathlib import Path
 import click
 import pytest
 
+import datakeep
 from datakeep.cli import cli
 from datakeep.digest import hash_bytes
 
-from .conftest import init_args, run_cli
+from .conftest import blob_path, damage, init_args, run_cli
 
 
 @pytest.fixture
@@ -179,3 +180,19 @@ def test_an_error_is_one_line_and_a_failed_init_leaves_nothing(tmp_path: Path) -
     verbose = run_cli("-v", "init", "--index", unreachable, cwd=tmp_path, check=False)
     assert len(verbose.stderr.decode().splitlines()) > 1  # the driver's other lines
     assert list(tmp_path.iterdir()) == []
+
+
+def test_quarantined_files_are_shown_from_the_keeps_root(tmp_path: Path) -> None:
+    """A person can open the path a repair prints from the directory holding .datakeep."""
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / "big.bin").write_bytes(os.urandom(200_000))
+    run_cli("init", cwd=root)
+    digest = run_cli("put", "big.bin", cwd=root).stdout.split()[0].decode()
+    with datakeep.open(root) as keep:
+        damage(blob_path(keep, digest), b"rotten")
+    result = run_cli("fsck", "--repair-index", cwd=root, check=False)
+    line = next(x for x in result.stdout.decode().splitlines() if x.startswith("REPAIRED"))
+    shown = line.rpartition(" as ")[2]
+    assert shown.startswith(".datakeep/objects/quarantine/"), line
+    assert (root / shown).read_bytes() == b"rotten"

@@ -123,6 +123,7 @@ class Keep(MirroredReads):
             if "route_by" in config:
                 router = tag_router(config["route_by"], blobs.get("routes", {}))
         self.store = ContentStore(self.db, backend, self.algorithm, router)
+        self.store.shown_from = str(keep_dir.parent)
         self.stat_cache = StatCache(stat_cache_path(keep_dir))
 
     # -- lifecycle -----------------------------------------------------------------------

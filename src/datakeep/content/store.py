@@ -85,13 +85,16 @@ class ContentStore(BlobReading, BlobWriting):
         self._reflink_ok = True  # flips off after the first refusal: no syscall per file
         self.on_repair: Callable[[str], None] | None = None
         """Told (one line) whenever a damaged stored copy is set aside and replaced."""
+        self.shown_from: str | None = None
+        """The directory that messages show local blob paths relative to (the keep's
+        root directory, set by :class:`~datakeep.keep.Keep`); None: backend keys."""
 
     # -- healing -------------------------------------------------------------------------
     def set_aside(self, item: Stored) -> str | None:
         """Move a damaged blob out of the way: its bytes are copied under
         :data:`QUARANTINE`, and a blob of its own is deleted so that a good copy can take
-        its key (a packed or inline copy stays; the good copy goes elsewhere). Returns the
-        quarantine key, or None if the blob is gone."""
+        its key (a packed or inline copy stays; the good copy goes elsewhere). Returns
+        where it went, as messages show it (:meth:`shown`), or None if the blob is gone."""
         whole = stored_as_file(item.key)
         aside = QUARANTINE + (item.key if whole else fanout_key(item.digest, {}))
         try:
@@ -103,7 +106,15 @@ class ContentStore(BlobReading, BlobWriting):
             return None
         if whole:
             self.backend.delete(item.key)
-        return aside
+        return self.shown(aside)
+
+    def shown(self, key: str) -> str:
+        """Where the blob ``key`` is, as messages show it: for local bytes, its path from
+        the keep's root directory (``.datakeep/objects/quarantine/...``), which a person
+        can open from there; otherwise the key."""
+        if self.shown_from is None or not isinstance(self.backend, FileBackend):
+            return key
+        return os.path.relpath(self.backend.path_of(key), self.shown_from)
 
     def set_aside_if_bad(self, digest: str, size: int, key: str) -> bool:
         """Before a good copy of ``digest`` is published at ``key``: True if the key is
