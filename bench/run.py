@@ -8,7 +8,19 @@ from __future__ import annotations
 import sys
 import time
 
-from . import cli, files, foundation, fs, index, peers, records, remotes, runs, workspaces
+from . import (
+    cli,
+    files,
+    foundation,
+    fs,
+    index,
+    memory,
+    peers,
+    records,
+    remotes,
+    runs,
+    workspaces,
+)
 from .common import INODE_REUSE_DELAY_S, WORK, empty_trash
 
 SUITES = {
@@ -21,6 +33,7 @@ SUITES = {
     "workspaces": workspaces.run,
     "fs": fs.run,
     "cli": cli.run,
+    "memory": memory.run,
 }
 # run only when named: installs DVC into a virtualenv of its own and restic with apt-get
 OPT_IN = {"peers": peers.run}

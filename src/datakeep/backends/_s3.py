@@ -44,11 +44,17 @@ if TYPE_CHECKING:
 
 __all__ = ["S3Backend", "open_s3_store", "translated_errors"]
 
-STAGE_IN_MEMORY = 128 << 20
-"""Staged bytes are buffered up to here and sent as one create-only PUT; a larger blob
-streams as a multipart upload to a staging object, then is copied into place (the copy
-is server-side on S3, but twice the work for an emulator)."""
+STAGE_IN_MEMORY = 16 << 20
+"""Staged bytes are buffered up to here and sent as one create-only PUT (which obstore
+can only send whole); a larger blob streams as a multipart upload to a staging object,
+then is copied into place (the copy is server-side on S3, but twice the work for an
+emulator). Bounded so that a few blobs sent at once stay well within the memory budget
+(issue 25: 256 MB whatever the file sizes)."""
 CHUNK = 8 << 20
+"""A part of a multipart upload."""
+_READ_CHUNK = 1 << 20
+UPLOAD_CONCURRENCY = 2
+"""Parts of one upload in flight at once: with :data:`CHUNK`, what one upload holds."""
 _STAGING = "staging/"
 _RETRY: RetryConfig = {
     "max_retries": 5,
@@ -183,7 +189,7 @@ class S3Backend:
         return (store, rest) if store is not None and rest else (self._store, key)
 
     # -- the protocol ----------------------------------------------------------------------
-    def create(self, key: str, data: bytes) -> bool:
+    def create(self, key: str, data: bytes | bytearray) -> bool:
         store, path = self._where(key)
         try:
             with _translated("write", key):
@@ -201,7 +207,8 @@ class S3Backend:
             result = obstore.get(
                 store, path, options={"range": {"offset": offset}} if offset else None
             )
-        return io.BufferedReader(_ChunkReader(result.stream(), key), 1 << 20)
+        # chunks of 1 MiB, not obstore's 10 MB: a reader per worker, many workers
+        return io.BufferedReader(_ChunkReader(result.stream(_READ_CHUNK), key), _READ_CHUNK)
 
     def read(self, key: str, start: int = 0, end: int | None = None) -> bytes:
         store, path = self._where(key)
@@ -277,9 +284,11 @@ class _StagingUpload:
         self._store = store
         self._staging = f"{_STAGING}{secrets.token_hex(16)}"
         with _translated("write", self._staging):
-            self._writer = obstore.open_writer(store, self._staging)
+            self._writer = obstore.open_writer(
+                store, self._staging, buffer_size=CHUNK, max_concurrency=UPLOAD_CONCURRENCY
+            )
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | bytearray | memoryview) -> None:
         with _translated("write", self._staging):
             self._writer.write(data)
 
@@ -323,19 +332,25 @@ class _StagedObject:
 
     def write(self, data: bytes | bytearray | memoryview, /) -> None:
         assert self._buffer is not None, "write after commit or abort"
+        # past the in-memory limit, bytes go straight on: what is held stays bounded
+        if self._upload is not None:
+            self._upload.write(data)
+            return
+        if self._spool is not None:
+            self._spool.write(data)
+            return
         self._buffer += data
         if len(self._buffer) < self._backend.stage_in_memory:
             return
         if self._backend.routes:
-            if self._spool is None:
-                # closed by commit or abort, which the content store always calls
-                self._spool = tempfile.TemporaryFile(prefix="datakeep-s3-")  # noqa: SIM115
+            # closed by commit or abort, which the content store always calls
+            self._spool = tempfile.TemporaryFile(prefix="datakeep-s3-")  # noqa: SIM115
             self._spool.write(self._buffer)
         else:
-            if self._upload is None:
-                self._upload = _StagingUpload(self._backend._store)
-            self._upload.write(bytes(self._buffer))
-        self._buffer.clear()
+            self._upload = _StagingUpload(self._backend._store)
+            self._upload.write(self._buffer)
+        # a new buffer, not cleared: the upload may still hold the old one
+        self._buffer = bytearray()
 
     def commit(self, key: str) -> bool:
         store, path = self._backend._where(key)
@@ -350,9 +365,9 @@ class _StagedObject:
                 while chunk := spool.read(CHUNK):
                     upload.write(chunk)
         if upload is None:
-            return self._backend.create(key, bytes(buffer))
+            return self._backend.create(key, buffer)  # obstore sends it without a copy
         if buffer:
-            upload.write(bytes(buffer))
+            upload.write(buffer)
         return upload.publish(path, key)
 
     def abort(self) -> None:

@@ -20,10 +20,15 @@ from ..errors import IntegrityError, NotFound, StorageError
 from ..index import contents, placements
 from ..progress import Progress, ProgressCallback
 from ..trees.format import TREE_FORMAT, tree_members
+from .budget import IN_FLIGHT, MemoryBudget
 from .listing import listed, pack_tables
 from .registry import BATCH, WORKERS, TransferReport, get_remote
 
 __all__ = ["pull"]
+
+# What a blob fetched whole holds while it streams in: the source's chunks (S3: 1 MiB
+# apiece, a few ahead) and the content store's.
+_STREAM_HOLDS = 8 << 20
 
 
 def pull(
@@ -137,6 +142,8 @@ def _fetch(
         if "pack" in where.get(d, {}):
             by_pack.setdefault(where[d]["pack"], []).append(d)
 
+    budget = MemoryBudget(IN_FLIGHT)
+
     def fetch(unit: list[str]) -> list[Written]:
         if len(unit) == 1 and "pack" not in where.get(unit[0], {}):
             digest = unit[0]
@@ -150,22 +157,25 @@ def _fetch(
                         f"unreadable: {'; '.join(unreadable)}; nothing was recorded"
                     ) from None
                 raise
-            with raw:
+            with raw, budget.hold(_STREAM_HOLDS):
                 return [_checked(store.write_stream(raw), digest, key)]
         pack = where[unit[0]]["pack"]
         start = min(where[d]["offset"] for d in unit)
         end = max(where[d]["offset"] + where[d]["length"] for d in unit)
-        span = source.read(pack, start, end)  # one ranged request per pack
-        written: list[Written] = []
-        small: dict[str, bytes] = {}
-        for d in unit:
-            offset = where[d]["offset"] - start
-            data = span[offset : offset + where[d]["length"]]
-            if len(data) <= PACKED_MAX:  # verified here, then kept in a pack of ours
-                _check_named(store.hash_into(data, small), d, pack)
-            else:
-                written.append(_checked(store.write_bytes(data), d, pack))
-        return written + (store.write_pack(small) if small else [])
+        # the span, the members cut from it and the pack of ours they make
+        with budget.hold(3 * (end - start)):
+            span = source.read(pack, start, end)  # one ranged request per pack
+            written: list[Written] = []
+            small: dict[str, bytes] = {}
+            for d in unit:
+                offset = where[d]["offset"] - start
+                data = span[offset : offset + where[d]["length"]]
+                if len(data) <= PACKED_MAX:  # verified here, then kept in a pack of ours
+                    _check_named(store.hash_into(data, small), d, pack)
+                else:
+                    written.append(_checked(store.write_bytes(data), d, pack))
+            del span
+            return written + (store.write_pack(small) if small else [])
 
     def fetch_or_note(unit: list[str]) -> list[Written]:
         try:

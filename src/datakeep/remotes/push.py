@@ -5,7 +5,7 @@ the remote holds the blobs durably."""
 from __future__ import annotations
 
 import json
-import threading
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -15,18 +15,29 @@ from sqlalchemy import and_, exists, select
 from sqlalchemy.orm import aliased
 
 from ..backends import Backend, FileBackend
-from ..content import PRIMARY, ContentStore, Stored, key_of_pointer, pointer_of, verify_file
-from ..content.packs import PACK_LIMIT, PACKABLE, build_pack, pack_pointer
+from ..content import PRIMARY, ContentStore, Stored, key_of_pointer, pointer_of
+from ..content.packs import PACK_LIMIT, PACKABLE, build_pack, pack_member, pack_pointer
 from ..digest import parse_digest
-from ..errors import DatakeepError, NotFound
+from ..errors import DatakeepError, IntegrityError, NotFound
 from ..index import contents, placements
 from ..index.upsert import insert_ignore
 from ..progress import Progress, ProgressCallback
 from ..trees.format import tree_members
+from .budget import IN_FLIGHT, MemoryBudget
 from .listing import listed
 from .registry import BATCH, WORKERS, TransferReport, forget_held, get_remote
 
 __all__ = ["push"]
+
+# What one large blob holds while it is sent: a window of the copy mapped to hash it
+# (file to file), or what a staged object buffers (S3: 16 MiB, then 8 MiB parts, two
+# in flight, plus the reader's 1 MiB).
+_FILE_COPY_HOLDS = 16 << 20
+# Packs sent are half the size a put makes: building one holds it three times over (the
+# members read, the pack, the span of the keep's pack read), so two fit the budget at
+# once. A remote's packs of any size are read alike.
+_PACK_LIMIT = PACK_LIMIT // 2
+_STAGED_HOLDS = 40 << 20
 
 
 def _with_members(store: ContentStore, digests: Iterable[str]) -> list[str]:
@@ -83,9 +94,12 @@ def push(
         _trust_the_listing(store, name, target)
     chosen = None if digests is None else _with_members(store, digests)
     report = TransferReport()
-    todo = list(_unsent(store, name, chosen))
+    # small blobs in the order the keep's packs hold them: a pack sent then reads one
+    # short span of each pack of the keep, not nearly all of every one (which held 40 MB
+    # to send 8 MiB)
+    todo = sorted(_unsent(store, name, chosen), key=_where_stored)
 
-    large = threading.Semaphore(2)  # a staged large blob may be buffered whole
+    budget = MemoryBudget(IN_FLIGHT)
 
     def send(unit: list[Any]) -> list[tuple[str, int, str, bool]]:
         """Store one large blob as its own object, or a pack of small ones."""
@@ -93,19 +107,25 @@ def push(
             digest, size, _kind, pointer = unit[0]
             key = key_of_pointer(pointer)
             if store.files is not None and isinstance(target, FileBackend):
-                # file to file: verify the source, then copy in the kernel
-                source = store.files.path_of(key)
-                verify_file(source, digest, size)
-                return [(digest, size, pointer_of(key), target.ingest(key, source, "copy"))]
-            with large, store.open(digest) as reader, target.stage() as staged:
+                with budget.hold(_FILE_COPY_HOLDS):
+                    written = _copy_file_to_file(store.files, target, key, digest, size)
+                return [(digest, size, pointer_of(key), written)]
+            with (
+                budget.hold(_STAGED_HOLDS),
+                store.open(digest) as reader,
+                target.stage() as staged,
+            ):
                 while chunk := reader.read(1 << 20):
                     staged.write(chunk)
                 written = staged.commit(key)
             return [(digest, size, pointer_of(key), written)]
         # read by their keys, verified, each pack of the keep once
         stored = [Stored(d, size, kind, key_of_pointer(pointer)) for d, size, kind, pointer in unit]
-        key, data, entries = build_pack(_verified(store.read_many(stored)))
-        written = target.create(key, data)  # content-addressed: the same pack if it exists
+        # the members read, the pack built of them and a slice of the keep's pack
+        with budget.hold(3 * sum(item.size for item in stored)):
+            key, data, entries = build_pack(_verified(store.read_many(stored)))
+            written = target.create(key, data)  # content-addressed: the same pack if it exists
+            del data
         return [(e.digest, e.length, json.dumps(pack_pointer(key, e)), written) for e in entries]
 
     recorded: list[dict[str, Any]] = []
@@ -135,6 +155,34 @@ def push(
     return report
 
 
+def _copy_file_to_file(
+    source: FileBackend, target: FileBackend, key: str, digest: str, size: int
+) -> bool:
+    """Copy the blob ``key`` in the kernel, hashing the copy itself as it lands (a window
+    at a time: a whole large blob is never mapped or held), and publish it only if it is
+    the content ``digest``; False if the target holds ``key`` already."""
+    if target.path_of(key).exists():
+        return False
+    try:
+        src = os.open(source.path_of(key), os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise NotFound(f"blob of {digest} is missing from the store") from None
+    try:
+        with target.stage() as staged:
+            copied_digest, copied = staged.copy_from(src, size, digest.partition(":")[0])
+            if copied < size:
+                raise IntegrityError(f"{digest} is truncated: {copied} of {size} bytes stored")
+            if os.fstat(src).st_size > size:
+                raise IntegrityError(f"{digest} is longer than its recorded {size} bytes")
+            if copied_digest != digest:
+                raise IntegrityError(
+                    f"{digest} is corrupted: its stored bytes hash to {copied_digest}"
+                )
+            return staged.commit(key)
+    finally:
+        os.close(src)
+
+
 def _trust_the_listing(store: ContentStore, name: str, target: Backend) -> None:
     """Drop the inventory rows of what remote ``name`` does not list (lost since)."""
     present = set(listed(store, target))
@@ -154,8 +202,15 @@ def _verified(read: Iterator[tuple[Stored, bytes | DatakeepError]]) -> Iterator[
         yield item.digest, data
 
 
+def _where_stored(row: Any) -> tuple[str, int]:
+    """(pack, offset) of a packed blob, (its key, 0) for a blob of its own."""
+    key = key_of_pointer(row[3])
+    member = pack_member(key)
+    return (key, 0) if member is None else (member.pack, member.offset)
+
+
 def _units(rows: list[Any]) -> Iterator[list[Any]]:
-    """Large blobs one by one; small ones grouped into packs of up to PACK_LIMIT bytes."""
+    """Large blobs one by one; small ones grouped into packs of about _PACK_LIMIT bytes."""
     pack: list[Any] = []
     size = 0
     for row in rows:
@@ -164,7 +219,7 @@ def _units(rows: list[Any]) -> Iterator[list[Any]]:
             continue
         pack.append(row)
         size += row[1]
-        if size >= PACK_LIMIT:
+        if size >= _PACK_LIMIT:
             yield pack
             pack, size = [], 0
     if pack:

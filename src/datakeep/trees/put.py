@@ -54,8 +54,9 @@ def put_tree(
         entries, checked_ns = scanned.entries, scanned.checked_ns
         tree = _store_tree(store, cache, root, entries, link, progress, checked_ns)
         newest_ns = max((max(s.stat.st_mtime_ns, s.stat.st_ctime_ns) for s in entries), default=0)
+        devices = {s.stat.st_dev for s in entries}
         stamp = scanned.fingerprint
-        cache.remember_tree(where, stamp, tree.digest, tree.size, newest_ns, checked_ns)
+        cache.remember_tree(where, stamp, tree.digest, tree.size, newest_ns, checked_ns, devices)
     store.record([tree], tags, kind="tree")
     return store.info(tree.digest)
 

@@ -4,10 +4,21 @@ An entry maps a file's identity and change stamps, (device, inode, size, mtime_n
 ctime_ns), to its digest. The cache is per machine (inodes mean nothing elsewhere), so it
 lives beside the keep in ``.datakeep/cache/stat.sqlite`` and never in a shared index.
 
-The racy-timestamp rule (as git's index): a file modified within :data:`RACY_NS` of the
-moment it was hashed may be modified again without its mtime changing, because file
-timestamps tick coarsely (a kernel tick on ext4, 2 s on FAT). Such an entry is not
-trusted; the file is hashed again next time, and once it is old enough the fresh entry is.
+The racy-timestamp rule, as git's index: a file may change again after it was looked at
+without its stamps changing, if the change falls in the same timestamp granule as the
+stamps read. So an entry is trusted only if its newest stamp (mtime or ctime) is older,
+by the filesystem's timestamp granularity, than the moment its snapshot was taken: the
+``checked_ns`` every row holds, read from the clock before the file's stat (earlier than
+git's "when the index was written", so never less safe). Any change made after that
+moment gets a stamp in a later granule, different from the one cached. A put of files a
+pipeline wrote moments before is trusted next time; only a file still being written as
+the put began is hashed again, and trusted once that fresh entry is.
+
+The granularity (:func:`racy_window_ns`) is measured: on a local filesystem whose stamps
+come from this kernel's clock it is the coarsest power of ten (or FAT's 2 s) that the
+stamp itself is a multiple of, plus :data:`CLOCK_SLACK_NS` for the kernel's coarse clock;
+elsewhere (network filesystems, FUSE, anything unknown) it is :data:`RACY_NS`, which
+also bounds every window, so ``RACY_NS = 0`` turns the rule off.
 
 A second table remembers, per directory, the tree last stored from it with a fingerprint
 of every entry's path and stat: an unchanged directory is then re-put without looking up
@@ -20,13 +31,103 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-__all__ = ["RACY_NS", "StatCache"]
+__all__ = ["CLOCK_SLACK_NS", "RACY_NS", "StatCache", "racy_window_ns"]
 
-RACY_NS = 2_000_000_000
+RACY_NS = 2_020_000_000
+"""The window where the granularity is unknown, and the most any entry gets: FAT's 2 s
+stamps plus the clock slack; on a network filesystem the server's clock stamps the files,
+and it must be within this of ours."""
+CLOCK_SLACK_NS = 20_000_000
+"""A file's stamps come from the kernel's coarse clock (``current_time()``), which is
+updated once per tick and so lags the fine clock that ``time.time_ns()`` reads by up to
+one jiffy: 4 ms at HZ=250, 10 ms at HZ=100. A change made just after the snapshot can
+thus be stamped up to a tick before it; two ticks of HZ=100 cover that. (Kernels with
+multigrain timestamps, 6.13 and later, stamp from the fine clock when it matters.)"""
 _BATCH = 500
+
+# Filesystems whose stamps come from this machine's kernel clock, at a granularity the
+# stamps themselves show (ns on ext4, xfs, btrfs, tmpfs; 1 s on ext4 with small inodes or
+# ext3; 10 ms on exFAT; 2 s on FAT). Any other (NFS, SMB, FUSE, 9p...) gets RACY_NS.
+_LOCAL_FILESYSTEMS = frozenset(
+    {
+        "bcachefs",
+        "btrfs",
+        "exfat",
+        "ext2",
+        "ext3",
+        "ext4",
+        "f2fs",
+        "hfsplus",
+        "jfs",
+        "msdos",
+        "nilfs2",
+        "ntfs",
+        "ntfs3",
+        "overlay",
+        "ramfs",
+        "reiserfs",
+        "tmpfs",
+        "vfat",
+        "xfs",
+        "zfs",
+    }
+)
+_MOUNTINFO = "/proc/self/mountinfo"
+_local_devices: dict[int, bool] = {}
+
+
+def _read_mountinfo(path: str = _MOUNTINFO) -> dict[int, bool]:
+    """device number -> whether its filesystem is local (see _LOCAL_FILESYSTEMS)."""
+    found: dict[int, bool] = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                # id parent major:minor root mount-point options [optional...] - type ...
+                fields, _, rest = line.partition(" - ")
+                major, _, minor = fields.split()[2].partition(":")
+                fstype = rest.split(" ", 1)[0]
+                dev = os.makedev(int(major), int(minor))
+                found[dev] = found.get(dev, True) and fstype in _LOCAL_FILESYSTEMS
+    except (OSError, ValueError, IndexError):
+        pass
+    return found
+
+
+def _is_local(dev: int) -> bool:
+    if dev not in _local_devices:
+        # mounted since last read (or a btrfs subvolume, whose device no mount names)
+        _local_devices.update(_read_mountinfo())
+        _local_devices.setdefault(dev, False)
+    return _local_devices[dev]
+
+
+def _granule_ns(stamp_ns: int) -> int:
+    """The coarsest granularity ``stamp_ns`` is consistent with: never finer than the
+    filesystem's own, whose stamps are all multiples of it."""
+    if stamp_ns % 1000:
+        return 1  # the common case on ext4, xfs, btrfs, tmpfs
+    if stamp_ns % 2_000_000_000 == 0:
+        return 2_000_000_000
+    granule = 1000
+    while granule < 1_000_000_000 and stamp_ns % (granule * 10) == 0:
+        granule *= 10
+    return granule
+
+
+def racy_window_ns(dev: int, stamp_ns: int) -> int:
+    """How much older than a snapshot an entry's newest stamp ``stamp_ns`` (of a file on
+    device ``dev``) must be for a later change to show in its stamps."""
+    if not _is_local(dev):
+        return RACY_NS
+    return min(RACY_NS, _granule_ns(stamp_ns) + CLOCK_SLACK_NS)
+
+
+def _racy(dev: int, mtime_ns: int, ctime_ns: int, checked_ns: int) -> bool:
+    stamp = max(mtime_ns, ctime_ns)
+    return stamp + racy_window_ns(dev, stamp) >= checked_ns
 
 
 class StatCache:
@@ -99,10 +200,8 @@ class StatCache:
                     (dev, *part),
                 ).fetchall()
                 for ino, size, mtime_ns, ctime_ns, digest, checked_ns in rows:
-                    # trusted only if both stamps are well before the hash was taken
-                    if not digest.startswith(prefix) or (
-                        max(mtime_ns, ctime_ns) + RACY_NS >= checked_ns
-                    ):
+                    # trusted only if both stamps are a granule older than the snapshot
+                    if not digest.startswith(prefix) or _racy(dev, mtime_ns, ctime_ns, checked_ns):
                         continue
                     for i in by_inode[(dev, ino)]:
                         st = stats[i]
@@ -114,7 +213,8 @@ class StatCache:
                             results[i] = digest
 
     def store(self, entries: Sequence[tuple[os.stat_result, str]], checked_ns: int) -> None:
-        """Remember digests of files whose stat was taken at ``checked_ns`` before hashing."""
+        """Remember digests of files whose stat was taken after ``checked_ns`` (the clock
+        read before the scan), before hashing: the snapshot time of the racy rule."""
         db = self._connect()
         if db is None or not entries:
             return
@@ -155,11 +255,20 @@ class StatCache:
         size: int,
         newest_ns: int,
         checked_ns: int,
+        devices: Iterable[int] = (),
     ) -> None:
         """Remember the tree of ``root`` if its newest entry (``newest_ns``, the latest
-        mtime or ctime) had settled when the scan began at ``checked_ns``."""
+        mtime or ctime) had settled when the scan began at ``checked_ns``, by the racy
+        rule of the filesystem holding ``root`` and of any other ``devices`` its entries
+        are on."""
         db = self._connect()
-        if db is None or newest_ns + RACY_NS >= checked_ns:
+        if db is None:
+            return
+        try:
+            every = {os.stat(root).st_dev, *devices}
+        except OSError:
+            return
+        if any(_racy(dev, newest_ns, newest_ns, checked_ns) for dev in every):
             return
         # not remembered on error: the next put looks its files up one by one
         with self._lock, contextlib.suppress(sqlite3.Error):

@@ -1,0 +1,107 @@
+"""Peak memory stays bounded whatever the file sizes (issue 25): a tree of four 300 MB
+files is put, verified, checked, pushed (to a directory and to S3), pulled and exported,
+each in a child process that reports its own peak resident set (VmHWM counts the file
+pages it maps, as a cgroup does)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .s3server import S3Endpoint
+
+LIMIT = 256_000_000
+FILES = 4
+FILE_SIZE = 300_000_000
+
+_CHILD = """
+import sys
+import datakeep
+
+op, keep_path, arg, endpoint = sys.argv[1:5]
+if op == "put":
+    keep = datakeep.init(keep_path)
+    keep.put_tree(arg, tags={"test": "memory"})
+elif op == "pull":
+    keep = datakeep.init(keep_path)
+    keep.add_remote("from", arg, endpoint or None)
+    keep.pull("from", everything=True)
+else:
+    keep = datakeep.open(keep_path)
+    tree = keep.find(tags={"test": "memory"}).items[0].digest
+    if op == "verify":
+        assert keep.verify_many().ok
+    elif op == "fsck":
+        assert keep.fsck().ok
+    elif op == "push":
+        name = "s3" if endpoint else "directory"
+        keep.add_remote(name, arg, endpoint or None)
+        report = keep.push(name, [tree])
+        assert report.transferred == 5, report  # the files and the tree
+    elif op == "export":
+        keep.export(tree, arg)
+keep.close()
+for line in open("/proc/self/status"):
+    if line.startswith("VmHWM:"):
+        print(int(line.split()[1]) * 1024)
+"""
+
+
+def peak_rss(op: str, keep: Path, arg: str, endpoint: str = "") -> int:
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD, op, str(keep), arg, endpoint],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return int(out.stdout.split()[-1])
+
+
+@pytest.fixture(scope="module")
+def large_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Four files of 300 MB: one random MiB repeated, each MiB stamped with its file and
+    place, so every file is different and making them costs little."""
+    root = tmp_path_factory.mktemp("large") / "data"
+    root.mkdir()
+    block = bytearray(os.urandom(1 << 20))
+    for i in range(FILES):
+        with open(root / f"large{i}.bin", "wb") as f:
+            written = 0
+            while written < FILE_SIZE:
+                block[:16] = f"{i:08d}{written >> 20:08d}".encode()
+                piece = memoryview(block)[: min(len(block), FILE_SIZE - written)]
+                f.write(piece)
+                written += len(piece)
+    return root
+
+
+@pytest.fixture(scope="module")
+def stored(large_tree: Path) -> Path:
+    """A keep holding the large tree, put by a child whose peak is checked."""
+    keep = large_tree.parent / "keep"
+    assert peak_rss("put", keep, str(large_tree)) <= LIMIT
+    return keep
+
+
+@pytest.mark.parametrize("op", ["verify", "fsck"])
+def test_checks_stay_within_the_bound(stored: Path, op: str) -> None:
+    assert peak_rss(op, stored, "") <= LIMIT
+
+
+def test_push_and_pull_with_a_directory_stay_within_the_bound(stored: Path) -> None:
+    remote = stored.parent / "remote"
+    assert peak_rss("push", stored, str(remote)) <= LIMIT
+    assert peak_rss("pull", stored.parent / "pulled", str(remote)) <= LIMIT
+
+
+def test_push_to_s3_stays_within_the_bound(stored: Path, s3: S3Endpoint) -> None:
+    location = f"s3://{s3.new_bucket()}/keep"
+    assert peak_rss("push", stored, location, s3.url) <= LIMIT
+
+
+def test_export_stays_within_the_bound(stored: Path) -> None:
+    assert peak_rss("export", stored, str(stored.parent / "out")) <= LIMIT
