@@ -19,6 +19,7 @@ from . import (
     records,
     remotes,
     runs,
+    ui,
     workspaces,
 )
 from .common import INODE_REUSE_DELAY_S, WORK, empty_trash
@@ -34,6 +35,7 @@ SUITES = {
     "fs": fs.run,
     "cli": cli.run,
     "memory": memory.run,
+    "ui": ui.run,
 }
 # run only when named: installs DVC into a virtualenv of its own and restic with apt-get
 OPT_IN = {"peers": peers.run}

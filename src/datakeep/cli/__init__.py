@@ -262,4 +262,4 @@ def main() -> None:
     cli(prog_name="datakeep")
 
 
-from . import content, diff, files, maintenance, records, remotes, runs, workspaces  # noqa: E402, F401  (they register commands)
+from . import content, diff, files, maintenance, records, remotes, runs, ui, workspaces  # noqa: E402, F401  (they register commands)
