@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -297,8 +298,32 @@ def test_health_shows_what_can_be_known_without_writing(
     assert health["keep"]["algorithm"] == "blake3"
     assert [p["digest"] for p in health["pins"]] == [made["tree"]]
     assert health["quarantine"] == [] and health["remotes"] == []
-    assert "keep no report" in health["reports_note"]
-    assert "nothing set aside" in ok(client, "/health")
+    assert health["reports"] == {}  # no whole-keep check has run yet
+    page = ok(client, "/health")
+    assert "nothing set aside" in page and "never run on this keep" in page
+
+
+def test_health_shows_the_last_fsck_verify_and_gc(tmp_path: Path, index_url: str | None) -> None:
+    with datakeep.init(tmp_path, index=index_url) as keep:
+        good = keep.put(os.urandom(100_000)).digest
+        bad = keep.put(os.urandom(100_000)).digest
+        keep.pin(good)
+        damage(blob_path(keep, bad), b"rotten")
+        assert not keep.verify_many().ok
+        keep.gc(grace_s=0, dry_run=True)  # a dry run changes nothing: not kept
+        assert "gc" not in keep.last_reports()
+        keep.fsck(repair_index=True)
+        keep.gc(grace_s=0)
+    read_only = open_read_only(tmp_path)
+    with TestClient(create_app(read_only, close_keep=True), base_url="http://127.0.0.1") as client:
+        reports = api(client, "/health")["reports"]
+        page = ok(client, "/health")
+    assert reports["verify"]["ok"] is False and reports["verify"]["checked"] == 2
+    assert [p["digest"] for p in reports["verify"]["problems"]] == [bad]
+    assert reports["fsck"]["corrupted"] == 1 and reports["fsck"]["repairs"] == 2
+    assert reports["gc"]["live"] == 1 and reports["gc"]["swept"] == 0
+    assert all(r["at"] > 0 for r in reports.values())
+    assert "damage found" in page and bad.partition(":")[2] in page
 
 
 def test_every_page_has_its_json_twin(site: tuple[TestClient, dict[str, Any]]) -> None:

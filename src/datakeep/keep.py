@@ -10,7 +10,7 @@ import shutil
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from .backends import open_backend
 from .content import Content, ContentStore, LinkMode, Page, Router, fanout_key, tag_router
@@ -347,11 +347,13 @@ class Keep(MirroredReads):
     ) -> FsckReport:
         """Check index and blobs both ways, re-hashing; see :mod:`datakeep.maintenance.fsck`."""
         from .maintenance.fsck import fsck
+        from .maintenance.reports import save_fsck
 
         report = fsck(self.store, repair_index, progress)
         if report.forgotten:
             # the stat cache would vouch for these files on the next put: make it re-store
             self.stat_cache.forget(set(report.forgotten))
+        save_fsck(self.db, report, repair_index)
         return report
 
     def gc(
@@ -363,8 +365,12 @@ class Keep(MirroredReads):
         """Remove what no root reaches and is older than ``grace_s``; see
         :mod:`datakeep.maintenance.gc`."""
         from .maintenance.gc import collect_garbage
+        from .maintenance.reports import save_gc
 
-        return collect_garbage(self.store, grace_s, dry_run, progress)
+        report = collect_garbage(self.store, grace_s, dry_run, progress)
+        if not dry_run:
+            save_gc(self.db, report)
+        return report
 
     # -- verification --------------------------------------------------------------------
     def verify(self, digest: str, shallow: bool = False) -> Content:
@@ -390,9 +396,20 @@ class Keep(MirroredReads):
     ) -> VerifyReport:
         """Re-hash ``digests`` (default: everything), each tree among ``digests`` with its
         files unless ``shallow``; report problems instead of raising."""
+        from .maintenance.reports import save_verify
         from .maintenance.verify import verify_contents
 
-        return verify_contents(self.store, digests, progress, shallow)
+        report = verify_contents(self.store, digests, progress, shallow)
+        if digests is None:  # a check of the whole keep
+            save_verify(self.db, report)
+        return report
+
+    def last_reports(self) -> dict[str, dict[str, Any]]:
+        """The last ``fsck``, ``verify`` of everything and ``gc`` (not a dry run) of this
+        keep, by name: when (``at``), the counts and the first problems found."""
+        from .maintenance.reports import last_reports
+
+        return last_reports(self.db)
 
     def repair(self, progress: ProgressCallback | None = None) -> RepairReport:
         """Re-hash everything and fetch each missing or damaged content from the remotes,

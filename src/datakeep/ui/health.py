@@ -1,7 +1,8 @@
 """The health page's queries: what can be learnt about a keep's state cheaply and
-without writing. ``fsck``, ``verify`` and ``gc`` keep no report in the keep, so their
-last results cannot be shown; what damage was found and set aside (quarantine), the
-remotes, the pins and the index are, and any one content can be verified on demand."""
+without writing: the last ``fsck``, ``verify --all`` and ``gc`` (their summaries, kept
+in the index by :mod:`datakeep.maintenance.reports`), what damage was found and set aside
+(quarantine), the remotes, the pins and the index; any one content can be verified on
+demand."""
 
 from __future__ import annotations
 
@@ -64,11 +65,7 @@ def health_page(keep: Keep, pins_after: str | None) -> dict[str, Any]:
         "pins_next": pinned[-1].digest if more else None,
         "quarantine": sorted(quarantined, key=lambda q: q["key"]),
         "quarantine_error": quarantine_error,
-        "reports": None,
-        "reports_note": (
-            "fsck, verify and gc keep no report in the keep: run 'datakeep fsck --json' or "
-            "'datakeep gc --dry-run --json' to see them; a content is verified here on demand"
-        ),
+        "reports": keep.last_reports(),
     }
 
 
