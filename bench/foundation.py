@@ -93,11 +93,16 @@ def bench_d1(results: dict[str, float]) -> None:
         lambda: clean(copy),
         lambda: clean(out),
     )
-    clean(copy)
-    results["d1_export_hardlink_s"] = median_of(
-        3, lambda: keep.export(tree.digest, out, link="hardlink"), lambda: clean(out)
+    # the blobs are in the page cache (the put above wrote them): the large files are
+    # hashed before they are linked, beside the small files being written
+    _, results["d1_export_hardlink_s"], results["d1_export_hardlink_s_ratio"] = paired(
+        5,
+        lambda: cp_r(data, copy),
+        lambda: keep.export(tree.digest, out, link="hardlink"),
+        lambda: clean(copy),
+        lambda: clean(out),
     )
-    clean(out)
+    clean(copy, out)
     results["d1_verify_all_s"] = median_of(3, lambda: keep.verify_many())
     keep.close()
     clean(k)
@@ -132,7 +137,12 @@ TARGETS: list[Row] = [
     at_most("d1_noop_put_cli_s", "D1 no-op re-put (`datakeep put`, incl. start-up)", 0.3),
     at_most("d1_one_changed_put_s", "D1 re-put, one file changed (API)", 0.3),
     versus_cp("d1_export_copy_s", "D1 export, copy (verified)", 1.1),
-    at_most("d1_export_hardlink_s", "D1 export, hardlink (verified)", 1.0),
+    at_most(
+        "d1_export_hardlink_s",
+        "D1 export, hardlink (verified, page cache warm)",
+        1.0,
+        " = {d1_export_hardlink_s_ratio:.2f}x cp -r",
+    ),
     at_most("d1_verify_all_s", "D1 verify all", 1.5),
     at_most("d2_put_s", "D2 cold put (API)", 20, " (cp -r {d2_cp_r_s:.2f} s)"),
     at_most("d2_noop_put_s", "D2 no-op re-put (API)", 1.0),

@@ -111,6 +111,23 @@ def copy_verified(src: int, dst: int, digest: str, size: int) -> None:
         raise IntegrityError(f"{digest} is corrupted: its stored bytes hash to {copied_digest}")
 
 
+def hash_fd(fd: int, size: int, algorithm: str) -> tuple[str, int]:
+    """(the digest, the bytes hashed) of the first ``size`` bytes of ``fd``, fewer only if
+    the file ends first.
+
+    One step (8 MiB) at a time, mapped where the filesystem allows it: the memory held at
+    once, mapped file pages included, stays bounded whatever the file's size.
+    """
+    hasher = new_hasher(algorithm)
+    actual = os.fstat(fd).st_size
+    offset = 0
+    while offset < min(size, actual):
+        length = min(_STEP, size - offset, actual - offset)
+        _hash_range(hasher, fd, offset, length)
+        offset += length
+    return f"{algorithm}:{hasher.hexdigest()}", offset
+
+
 def _hash_range(
     hasher: Hasher, fd: int, offset: int, length: int, also: Hasher | None = None
 ) -> None:

@@ -12,8 +12,8 @@ from typing import BinaryIO
 from sqlalchemy import select
 
 from ..backends import Backend, FileBackend
-from ..copying import copy_verified
-from ..errors import DatakeepError, LinkUnsupported, NotFound
+from ..copying import copy_verified, hash_fd
+from ..errors import DatakeepError, IntegrityError, LinkUnsupported, NotFound
 from ..index import inline_blobs
 from .catalog import Catalog
 from .model import CHUNK, INLINE_KEY, Content, LinkMode, Stored
@@ -68,38 +68,66 @@ class BlobReading(Catalog):
         """The verified bytes of many small stored contents, in the order given, each with
         the error that stands for it instead if it is missing or wrong. Read by key with no
         index lookup; the members of one pack with one read of the span they cover."""
+        members = [pack_member(item.key) for item in items]  # each key parsed once
         spans: dict[str, tuple[int, int]] = {}
-        for item in items:
-            member = pack_member(item.key)
+        for member in members:
             if member is not None:
                 start, end = spans.get(member.pack, (member.offset, member.end))
                 spans[member.pack] = (min(start, member.offset), max(end, member.end))
         loaded: dict[str, tuple[int, bytes] | NotFound] = {}
-
-        def raw(item: Stored) -> bytes:
-            member = pack_member(item.key)
-            if member is None:
-                with self.open_blob(item.key, item.digest) as f:
-                    return f.read()
-            if member.pack not in loaded:
-                start, end = spans[member.pack]
-                try:
-                    loaded[member.pack] = (start, self.backend.read(member.pack, start, end))
-                except NotFound as exc:
-                    loaded[member.pack] = exc  # it stands for every member of the pack
-            span = loaded[member.pack]
-            if isinstance(span, NotFound):
-                raise span
-            return span[1][member.offset - span[0] : member.end - span[0]]
-
-        for item in items:
+        for item, member in zip(items, members, strict=True):
             try:
-                data = raw(item)
+                if member is None:
+                    with self.open_blob(item.key, item.digest) as f:
+                        data = f.read()
+                else:
+                    span = loaded.get(member.pack)
+                    if span is None:
+                        span = loaded[member.pack] = self._read_span(
+                            member.pack, *spans[member.pack]
+                        )
+                    if isinstance(span, NotFound):
+                        raise span
+                    at = member.offset - span[0]
+                    data = span[1][at : at + member.length]
                 check_bytes(data, item.digest, item.size)
             except DatakeepError as exc:
                 yield item, exc
                 continue
             yield item, data
+
+    def read_pack_members(
+        self, pack: str, members: Sequence[tuple[str, int, int, int]]
+    ) -> Iterator[bytes | DatakeepError]:
+        """The verified bytes of members of the pack ``pack``, given as (digest, size,
+        offset, length) and in that order, each with the error that stands for it instead
+        if it is missing or wrong: :meth:`read_many` for callers that have grouped their
+        contents by pack already, with one read of the span the members cover."""
+        if not members:
+            return
+        start = min(offset for _, _, offset, _ in members)
+        span = self._read_span(
+            pack, start, max(offset + length for _, _, offset, length in members)
+        )
+        for digest, size, offset, length in members:
+            if isinstance(span, NotFound):
+                yield span
+                continue
+            data = span[1][offset - start : offset - start + length]
+            try:
+                check_bytes(data, digest, size)
+            except DatakeepError as exc:
+                yield exc
+                continue
+            yield data
+
+    def _read_span(self, pack: str, start: int, end: int) -> tuple[int, bytes] | NotFound:
+        """(``start``, the bytes from ``start`` to ``end`` of the pack ``pack``), or the
+        :class:`NotFound` that stands for every member of a missing pack."""
+        try:
+            return start, self.backend.read(pack, start, end)
+        except NotFound as exc:
+            return exc
 
     def stream(self, digest: str, chunk_size: int = CHUNK) -> Iterator[bytes]:
         with self.open(digest) as reader:
@@ -143,21 +171,23 @@ class BlobReading(Catalog):
         try:
             if self.files is not None and stored_as_file(key):
                 source = self.files.path_of(key)
-                if link != "copy":
-                    verify_file(source, digest, size)
-                    try:
-                        os.link(source, dest)
-                        return True
-                    except (FileExistsError, FileNotFoundError):
-                        raise
-                    except OSError:
-                        if link == "hardlink":
-                            raise LinkUnsupported(f"cannot hard-link {digest} to {dest}") from None
                 try:
                     src = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
                 except FileNotFoundError:
                     raise NotFound(f"blob of {digest} is missing from the store") from None
                 try:
+                    if link != "copy":
+                        _verify_fd(src, digest, size)
+                        try:
+                            os.link(source, dest)
+                            return True
+                        except (FileExistsError, FileNotFoundError):
+                            raise
+                        except OSError:
+                            if link == "hardlink":
+                                raise LinkUnsupported(
+                                    f"cannot hard-link {digest} to {dest}"
+                                ) from None
                     if size >= CHUNK:
                         with open(target, "x+b") as dst:
                             copy_verified(src, dst.fileno(), digest, size)
@@ -181,6 +211,20 @@ class BlobReading(Catalog):
             target.unlink(missing_ok=True)
             raise
         return False
+
+
+def _verify_fd(fd: int, digest: str, size: int) -> None:
+    """:class:`IntegrityError` unless the open blob ``fd`` is the content ``digest`` of
+    ``size`` bytes; hashed a window at a time (:func:`~datakeep.copying.hash_fd`), so a
+    large blob is never mapped whole."""
+    actual_size = os.fstat(fd).st_size
+    if actual_size < size:
+        raise IntegrityError(f"{digest} is truncated: {actual_size} of {size} bytes stored")
+    if actual_size > size:
+        raise IntegrityError(f"{digest} is longer than its recorded {size} bytes")
+    actual, _ = hash_fd(fd, size, digest.partition(":")[0])
+    if actual != digest:
+        raise IntegrityError(f"{digest} is corrupted: its stored bytes hash to {actual}")
 
 
 def write_new_file(path: str | os.PathLike[str], data: bytes, mode: int | None = None) -> None:

@@ -1,0 +1,165 @@
+"""The fast export paths stay verified: large files copied (or hashed for a hard link) by
+workers while the small ones are written from their packs, each byte checked against its
+digest; a damaged blob or pack member is caught on every export, never trusted from an
+earlier one."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from datakeep.content import CHUNK, LinkMode
+from datakeep.content.packs import pack_member
+from datakeep.copying import hash_fd
+from datakeep.digest import hash_file
+from datakeep.errors import IntegrityError, NotFound
+from datakeep.keep import Keep
+
+from .conftest import blob_path, damage_packed
+
+MB = 1 << 20
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    """A tree with three large files (one of them twice) and small ones in folders."""
+    files = {
+        "big/a.bin": os.urandom(3 * MB + 123),
+        "big/b.bin": os.urandom(2 * MB),
+        "c.bin": os.urandom(CHUNK),  # exactly the size where a file counts as large
+        "copy-of-a.bin": b"",
+    }
+    files["copy-of-a.bin"] = files["big/a.bin"]
+    for d in range(3):
+        for f in range(20):
+            files[f"small/d{d}/f{f}.txt"] = os.urandom(100 + f * 37)
+    for rel, data in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    (root / "small" / "d1" / "f3.txt").chmod(0o600)
+    return files
+
+
+def _read(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+@pytest.mark.parametrize("link", ["copy", "hardlink"])
+def test_export_writes_every_file_exactly(keep: Keep, tmp_path: Path, link: LinkMode) -> None:
+    files = _tree(tmp_path / "src")
+    tree = keep.put_tree(tmp_path / "src")
+    out = tmp_path / "out"
+    keep.export(tree.digest, out, link=link)
+    assert _read(out) == files
+    assert (out / "small" / "d1" / "f3.txt").stat().st_mode & 0o777 == 0o600
+    big = out / "big" / "a.bin"
+    if link == "hardlink":  # the large files are the stored blobs themselves
+        assert big.stat().st_ino == blob_path(keep, keep.put_file(big).digest).stat().st_ino
+        assert big.stat().st_ino == (out / "copy-of-a.bin").stat().st_ino
+        assert (out / "small" / "d0" / "f0.txt").stat().st_nlink == 1  # copied from a pack
+    else:
+        assert big.stat().st_nlink == 1 and big.stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("link", ["copy", "hardlink"])
+def test_a_large_blob_damaged_after_an_export_is_caught_by_the_next(
+    keep: Keep, tmp_path: Path, link: LinkMode
+) -> None:
+    files = _tree(tmp_path / "src")
+    tree = keep.put_tree(tmp_path / "src")
+    keep.export(tree.digest, tmp_path / "first", link=link)
+    blob = blob_path(keep, keep.put_file(tmp_path / "src" / "big" / "b.bin").digest)
+    # same size, same mtime: only the bytes differ (no export trusts an earlier check)
+    before = blob.stat()
+    blob.chmod(0o644)
+    with open(blob, "r+b") as f:
+        f.seek(MB + 5)
+        f.write(b"\xff" if files["big/b.bin"][MB + 5] != 0xFF else b"\x00")
+    os.utime(blob, ns=(before.st_atime_ns, before.st_mtime_ns))
+    with pytest.raises(IntegrityError, match="corrupted"):
+        keep.export(tree.digest, tmp_path / "second", link=link)
+    assert not (tmp_path / "second").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".second")]
+
+
+def test_a_hardlinked_export_edited_in_place_is_caught(keep: Keep, tmp_path: Path) -> None:
+    """A hard-linked file and its blob are one inode: an edit of the exported file (made
+    writable first) is an edit of the blob, and the next export refuses it."""
+    _tree(tmp_path / "src")
+    tree = keep.put_tree(tmp_path / "src")
+    keep.export(tree.digest, tmp_path / "first", link="hardlink")
+    edited = tmp_path / "first" / "big" / "a.bin"
+    edited.chmod(0o644)
+    with open(edited, "r+b") as f:
+        f.write(b"edited")
+    for link in ("hardlink", "copy"):
+        with pytest.raises(IntegrityError):
+            keep.export(tree.digest, tmp_path / f"again-{link}", link=link)
+
+
+@pytest.mark.parametrize("damage", ["longer", "truncated"])
+def test_a_large_blob_of_the_wrong_size_is_caught(keep: Keep, tmp_path: Path, damage: str) -> None:
+    files = _tree(tmp_path / "src")
+    tree = keep.put_tree(tmp_path / "src")
+    blob = blob_path(keep, keep.put_file(tmp_path / "src" / "big" / "a.bin").digest)
+    blob.chmod(0o644)
+    if damage == "longer":
+        with open(blob, "ab") as f:
+            f.write(b"x")
+    else:
+        os.truncate(blob, len(files["big/a.bin"]) - 1)
+    for link in ("hardlink", "copy"):
+        with pytest.raises(IntegrityError):
+            keep.export(tree.digest, tmp_path / f"out-{link}", link=link)
+        assert not (tmp_path / f"out-{link}").exists()
+
+
+@pytest.mark.parametrize("link", ["copy", "hardlink"])
+def test_a_corrupt_pack_member_is_caught(keep: Keep, tmp_path: Path, link: LinkMode) -> None:
+    files = _tree(tmp_path / "src")
+    tree = keep.put_tree(tmp_path / "src")
+    victim = "small/d2/f7.txt"
+    damage_packed(keep, keep.put(files[victim]).digest, b"\x00" * len(files[victim]))
+    with pytest.raises(IntegrityError):
+        keep.export(tree.digest, tmp_path / "out", link=link)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_large_blob_is_not_found(keep: Keep, tmp_path: Path) -> None:
+    _tree(tmp_path / "src")
+    tree = keep.put_tree(tmp_path / "src")
+    blob_path(keep, keep.put_file(tmp_path / "src" / "big" / "b.bin").digest).unlink()
+    for link in ("hardlink", "copy"):
+        with pytest.raises(NotFound):
+            keep.export(tree.digest, tmp_path / f"out-{link}", link=link)
+
+
+def test_hash_fd_reads_in_windows_what_hash_file_reads_whole(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(os.urandom(17 * MB + 5))  # more than two windows, not page-aligned
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        for algorithm in ("blake3", "sha256"):
+            digest, hashed = hash_fd(fd, 17 * MB + 5, algorithm)
+            assert (digest, hashed) == (hash_file(path, algorithm), 17 * MB + 5)
+        # asked for more than the file holds: the digest of what is there, and its length
+        assert hash_fd(fd, 18 * MB, "blake3") == (hash_file(path), 17 * MB + 5)
+    finally:
+        os.close(fd)
+
+
+def test_a_missing_pack_is_not_found_for_each_of_its_files(keep: Keep, tmp_path: Path) -> None:
+    files = _tree(tmp_path / "src")
+    tree = keep.put_tree(tmp_path / "src")
+    member = pack_member(keep.store.key_of(keep.put(files["small/d0/f0.txt"]).digest))
+    assert member is not None
+    keep.store.backend.path_of(member.pack).unlink()  # type: ignore[attr-defined]
+    with pytest.raises(NotFound):
+        keep.export(tree.digest, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    wanted = [(keep.put(files["small/d0/f1.txt"]).digest, 137, member.offset, member.length)]
+    assert [type(r) for r in keep.store.read_pack_members(member.pack, wanted)] == [NotFound]
