@@ -1,7 +1,8 @@
 """Peak memory stays bounded whatever the file sizes (issue 25): a tree of four 300 MB
 files is put, verified, checked, pushed (to a directory and to S3), pulled and exported,
 each in a child process that reports its own peak resident set (VmHWM counts the file
-pages it maps, as a cgroup does)."""
+pages it maps, as a cgroup does); so is a push to S3 of the largest blob sent whole, in
+one PUT."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ _CHILD = """
 import sys
 import datakeep
 
-op, keep_path, arg, endpoint = sys.argv[1:5]
+op, keep_path, arg, endpoint, files = sys.argv[1:6]
 if op == "put":
     keep = datakeep.init(keep_path)
     keep.put_tree(arg, tags={"test": "memory"})
@@ -41,7 +42,7 @@ else:
         name = "s3" if endpoint else "directory"
         keep.add_remote(name, arg, endpoint or None)
         report = keep.push(name, [tree])
-        assert report.transferred == 5, report  # the files and the tree
+        assert report.transferred == int(files) + 1, report  # the files and the tree
     elif op == "export":
         keep.export(tree, arg)
 keep.close()
@@ -51,9 +52,9 @@ for line in open("/proc/self/status"):
 """
 
 
-def peak_rss(op: str, keep: Path, arg: str, endpoint: str = "") -> int:
+def peak_rss(op: str, keep: Path, arg: str, endpoint: str = "", files: int = FILES) -> int:
     out = subprocess.run(
-        [sys.executable, "-c", _CHILD, op, str(keep), arg, endpoint],
+        [sys.executable, "-c", _CHILD, op, str(keep), arg, endpoint, str(files)],
         check=True,
         capture_output=True,
         text=True,
@@ -61,21 +62,26 @@ def peak_rss(op: str, keep: Path, arg: str, endpoint: str = "") -> int:
     return int(out.stdout.split()[-1])
 
 
-@pytest.fixture(scope="module")
-def large_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Four files of 300 MB: one random MiB repeated, each MiB stamped with its file and
-    place, so every file is different and making them costs little."""
-    root = tmp_path_factory.mktemp("large") / "data"
-    root.mkdir()
+def write_files(root: Path, count: int, size: int) -> None:
+    """``count`` files of ``size`` bytes: one random MiB repeated, each MiB stamped with
+    its file and place, so every file is different and making them costs little."""
     block = bytearray(os.urandom(1 << 20))
-    for i in range(FILES):
+    for i in range(count):
         with open(root / f"large{i}.bin", "wb") as f:
             written = 0
-            while written < FILE_SIZE:
+            while written < size:
                 block[:16] = f"{i:08d}{written >> 20:08d}".encode()
-                piece = memoryview(block)[: min(len(block), FILE_SIZE - written)]
+                piece = memoryview(block)[: min(len(block), size - written)]
                 f.write(piece)
                 written += len(piece)
+
+
+@pytest.fixture(scope="module")
+def large_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Four files of 300 MB."""
+    root = tmp_path_factory.mktemp("large") / "data"
+    root.mkdir()
+    write_files(root, FILES, FILE_SIZE)
     return root
 
 
@@ -105,3 +111,18 @@ def test_push_to_s3_stays_within_the_bound(stored: Path, s3: S3Endpoint) -> None
 
 def test_export_stays_within_the_bound(stored: Path) -> None:
     assert peak_rss("export", stored, str(stored.parent / "out")) <= LIMIT
+
+
+def test_push_to_s3_of_a_blob_sent_whole_stays_within_the_bound(
+    tmp_path: Path, s3: S3Endpoint
+) -> None:
+    """The largest blob a push sends to an object store in one PUT is held whole."""
+    from datakeep.remotes.push import _WHOLE_PUT
+
+    data = tmp_path / "data"
+    data.mkdir()
+    write_files(data, 2, _WHOLE_PUT)
+    keep = tmp_path / "keep"
+    assert peak_rss("put", keep, str(data)) <= LIMIT
+    location = f"s3://{s3.new_bucket()}/keep"
+    assert peak_rss("push", keep, location, s3.url, files=2) <= LIMIT

@@ -101,7 +101,7 @@ class Catalog:
                         placements.c.digest.in_(part), placements.c.location == PRIMARY
                     )
                 )
-                keys.update((d, key_of_pointer(p)) for d, p in rows)
+                keys.update((d, key_of_pointer(p)) for d, p in rows.all())
         for digest in [] if missing_ok else wanted:
             if digest not in keys:
                 raise NotFound(f"no content {digest} in this keep")

@@ -10,29 +10,54 @@ from __future__ import annotations
 
 import ctypes
 import threading
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, Future
 from contextlib import contextmanager
+from typing import TypeVar
 
-__all__ = ["IN_FLIGHT", "MemoryBudget"]
+from ..backends import Backend, FileBackend
+
+__all__ = ["IN_FLIGHT", "IN_FLIGHT_FILES", "MemoryBudget", "in_flight", "in_order"]
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 IN_FLIGHT = 64 << 20
-"""What the workers of one push or pull may hold at once."""
+"""What the workers of one push or pull with an object store may hold at once: a few
+uploads of 16-40 MiB side by side, for the round trips."""
+IN_FLIGHT_FILES = 32 << 20
+"""The same with a directory: a copy there is the kernel's, and holds the 8 MiB window
+it hashes, so a pack and a copy or a few copies at once keep two cores busy, and the
+process stays below the 100 MB that DVC's add peaks at on D1 (issue 25; push of D1 to
+a directory, 64 MiB: 104-108 MB, 32 MiB: 86-91 MB, as fast: 1.14 s against 1.11 s)."""
+
+
+def in_flight(backend: Backend) -> int:
+    """The budget of a transfer with ``backend``."""
+    return IN_FLIGHT_FILES if isinstance(backend, FileBackend) else IN_FLIGHT
 
 
 _M_MMAP_THRESHOLD = -3  # from malloc.h
 _MMAP_THRESHOLD = 1 << 20
+_M_ARENA_MAX = -8
+_ARENA_MAX = 2
 _malloc_bounded = False
 
 
 def _bound_malloc() -> None:
-    """Have glibc map each allocation of 1 MiB or more on its own and unmap it when freed.
+    """Have glibc map each allocation of 1 MiB or more on its own and unmap it when freed,
+    and keep the small ones of all threads in two heaps.
 
     By default the threshold rises to the largest block freed so far, after which blocks
     of that size come from the heaps glibc keeps per thread, and stay there when freed:
     eight workers that each built a 16 MiB pack once held up to 48 MiB apiece ever after
     (a push of 40 MB of small files peaked at 279 MB, 175 MB with the threshold fixed,
-    while Python's own allocations peaked at 68 MB). Fixing it is process-wide but only
-    changes where large blocks come from. Elsewhere than glibc, nothing is done."""
+    while Python's own allocations peaked at 68 MB). Likewise each worker's heap keeps
+    what the small blobs it read (one allocation each, above Python's own allocator's
+    512 bytes) left free: a push of 100,000 files of 1 KiB peaked at 251 MB with a heap
+    per thread, 183 MB with two. Both settings are process-wide but only change where
+    blocks come from. Elsewhere than glibc, nothing is done."""
     global _malloc_bounded
     if _malloc_bounded:
         return
@@ -41,6 +66,7 @@ def _bound_malloc() -> None:
         libc = ctypes.CDLL(None)
         libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
         libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
+        libc.mallopt(_M_ARENA_MAX, _ARENA_MAX)
     except (OSError, AttributeError):
         pass
 
@@ -67,3 +93,22 @@ class MemoryBudget:
             with self._changed:
                 self._free += nbytes
                 self._changed.notify_all()
+
+
+def in_order(
+    pool: Executor, work: Callable[[_T], _R], items: Iterable[_T], ahead: int
+) -> Iterator[_R]:
+    """``pool.map(work, items)`` with at most ``ahead`` items handed out and not yet
+    consumed: ``map`` submits every item at once and keeps every result until it is
+    consumed, which for 100,000 small files is tens of MB of futures and rows."""
+    pending: deque[Future[_R]] = deque()
+    try:
+        for item in items:
+            pending.append(pool.submit(work, item))
+            if len(pending) >= ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import select
 
@@ -20,7 +20,7 @@ from ..errors import IntegrityError, NotFound, StorageError
 from ..index import contents, placements
 from ..progress import Progress, ProgressCallback
 from ..trees.format import TREE_FORMAT, tree_members
-from .budget import IN_FLIGHT, MemoryBudget
+from .budget import MemoryBudget, in_flight, in_order
 from .listing import listed, pack_tables
 from .registry import BATCH, WORKERS, TransferReport, get_remote
 
@@ -78,13 +78,17 @@ def pull_into(
     (``source``) where this keep lacks them or holds them damaged. With ``failures``, a
     content that cannot be fetched is noted there (digest -> why) instead of raised.
     The caller holds a shared lease."""
-    roots = _fetch(store, name, source, digests, report, progress, failures)
+    roots, not_trees = _fetch(store, name, source, digests, report, progress, failures)
     failed = failures or {}
     named = {
-        d: m for d in roots if d not in failed and (m := _tree_members_of(store, d)) is not None
+        d: m
+        for d in roots
+        if d not in failed and d not in not_trees and (m := _tree_members_of(store, d)) is not None
     }
+    del roots, not_trees
     trees = sorted(named)
     members = sorted({m for names in named.values() for m in names})
+    del named
     _fetch(store, name, source, members, report, progress, failures)
     if trees:
         store.db.transact(
@@ -129,25 +133,31 @@ def _fetch(
     report: TransferReport,
     progress: ProgressCallback | None,
     failures: dict[str, str] | None = None,
-) -> list[str]:
+) -> tuple[list[str], set[str]]:
     """Copy from ``source``, verified, those of ``digests`` that are not good here;
-    returns all of them. ``failures`` as for :func:`pull_into`."""
+    returns all of them, and those seen on the way not to be trees (small blobs whose
+    bytes do not start as a manifest does, so that they need not be read again to find
+    out). ``failures`` as for :func:`pull_into`."""
     held = _good_here(store, digests)
     lacking = [d for d in sorted(set(digests)) if d not in held]
     unreadable: list[str] = []
     where = _locate(store, name, source, lacking, unreadable)
-    singles = [[d] for d in lacking if "pack" not in where.get(d, {})]
+    singles = [[d] for d in lacking if where.get(d, _UNPLACED).pack is None]
     by_pack: dict[str, list[str]] = {}
     for d in lacking:
-        if "pack" in where.get(d, {}):
-            by_pack.setdefault(where[d]["pack"], []).append(d)
+        pack = where.get(d, _UNPLACED).pack
+        if pack is not None:
+            by_pack.setdefault(pack, []).append(d)
+    not_trees: set[str] = set()
+    tree_head = f"{TREE_FORMAT}\n".encode()
 
-    budget = MemoryBudget(IN_FLIGHT)
+    budget = MemoryBudget(in_flight(source))
 
     def fetch(unit: list[str]) -> list[Written]:
-        if len(unit) == 1 and "pack" not in where.get(unit[0], {}):
+        place = where.get(unit[0], _UNPLACED)
+        if place.pack is None:
             digest = unit[0]
-            key = where.get(digest, {}).get("key") or store.router(digest, {})
+            key = place.key or store.router(digest, {})
             try:
                 raw = source.open(key)
             except NotFound:
@@ -159,21 +169,23 @@ def _fetch(
                 raise
             with raw, budget.hold(_STREAM_HOLDS):
                 return [_checked(store.write_stream(raw), digest, key)]
-        pack = where[unit[0]]["pack"]
-        start = min(where[d]["offset"] for d in unit)
-        end = max(where[d]["offset"] + where[d]["length"] for d in unit)
+        pack = place.pack
+        places = [where[d] for d in unit]
+        start = min(p.offset for p in places)
+        end = max(p.offset + p.length for p in places)
         # the span, the members cut from it and the pack of ours they make
         with budget.hold(3 * (end - start)):
             span = source.read(pack, start, end)  # one ranged request per pack
             written: list[Written] = []
             small: dict[str, bytes] = {}
-            for d in unit:
-                offset = where[d]["offset"] - start
-                data = span[offset : offset + where[d]["length"]]
+            for d, p in zip(unit, places, strict=True):
+                data = span[p.offset - start : p.offset - start + p.length]
                 if len(data) <= PACKED_MAX:  # verified here, then kept in a pack of ours
                     _check_named(store.hash_into(data, small), d, pack)
                 else:
                     written.append(_checked(store.write_bytes(data), d, pack))
+                if not data.startswith(tree_head):
+                    not_trees.add(d)
             del span
             return written + (store.write_pack(small) if small else [])
 
@@ -190,7 +202,8 @@ def _fetch(
     try:
         with ThreadPoolExecutor(WORKERS) as pool:
             units = [*singles, *by_pack.values()]
-            for written_unit in pool.map(fetch if failures is None else fetch_or_note, units):
+            work = fetch if failures is None else fetch_or_note
+            for written_unit in in_order(pool, work, units, 2 * WORKERS):
                 for written in written_unit:
                     batch.append(written)
                     report.transferred += 1
@@ -202,7 +215,7 @@ def _fetch(
     finally:
         _record_blobs(store, batch)
     report.already += len(held)
-    return sorted(set(digests))
+    return sorted(set(digests)), not_trees
 
 
 def _checked(written: Written, digest: str, where: str) -> Written:
@@ -218,24 +231,53 @@ def _check_named(actual: str, digest: str, where: str) -> None:
         )
 
 
+class _Place(NamedTuple):
+    """Where a blob is on a remote: a range of a pack, or an object of its own."""
+
+    pack: str | None
+    offset: int = 0
+    length: int = 0
+    key: str | None = None
+
+
+_UNPLACED = _Place(None)
+"""A blob looked for under its usual key."""
+
+
+def _place(pointer: dict[str, Any], packs: dict[str, str]) -> _Place:
+    """A placement pointer as a :class:`_Place`; each pack's name held once (``packs``),
+    not once per blob: 100,000 small blobs are in a handful of packs."""
+    if "pack" in pointer:
+        pack = str(pointer["pack"])
+        return _Place(packs.setdefault(pack, pack), int(pointer["offset"]), int(pointer["length"]))
+    return _Place(None, key=str(pointer["key"]))
+
+
 def _locate(
     store: ContentStore,
     name: str,
     source: Backend,
     digests: Sequence[str],
     unreadable: list[str],
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, _Place]:
     """Where each digest is on the remote: from the inventory, else from the tables of the
     remote's packs (a keep that never pushed there has no inventory); a digest found in
     neither is looked for under its usual key."""
-    found: dict[str, dict[str, Any]] = {}
+    found: dict[str, _Place] = {}
+    packs: dict[str, str] = {}
     for i in range(0, len(digests), BATCH):
+        part = digests[i : i + BATCH]
         query = select(placements.c.digest, placements.c.pointer).where(
-            placements.c.location == name, placements.c.digest.in_(digests[i : i + BATCH])
+            placements.c.location == name, placements.c.digest.in_(part)
         )
         with store.db.read("reading the remote inventory") as conn:
-            found.update((d, json.loads(p)) for d, p in conn.execute(query))
+            pointers = {d: p for d, p in conn.execute(query)}
+        # keyed by the caller's strings, not new ones per row
+        found.update((d, _place(json.loads(pointers[d]), packs)) for d in part if d in pointers)
     if len(found) < len(set(digests)):
+        wanted = {d: d for d in digests if d not in found}
         for key, entry in pack_tables(source, unreadable):
-            found.setdefault(entry.digest, pack_pointer(key, entry))
+            digest = wanted.get(entry.digest)
+            if digest is not None and digest not in found:
+                found[digest] = _place(pack_pointer(key, entry), packs)
     return found
