@@ -25,8 +25,8 @@ import datakeep
 
 op, keep_path, arg, endpoint, files = sys.argv[1:6]
 if op == "put":
-    keep = datakeep.init(keep_path)
-    keep.put_tree(arg, tags={"test": "memory"})
+    keep = datakeep.init(keep_path, blobs=endpoint and arg.split(" ")[1], endpoint=endpoint or None)
+    keep.put_tree(arg.split(" ")[0], tags={"test": "memory"})
 elif op == "pull":
     keep = datakeep.init(keep_path)
     keep.add_remote("from", arg, endpoint or None)
@@ -126,3 +126,16 @@ def test_push_to_s3_of_a_blob_sent_whole_stays_within_the_bound(
     assert peak_rss("put", keep, str(data)) <= LIMIT
     location = f"s3://{s3.new_bucket()}/keep"
     assert peak_rss("push", keep, location, s3.url, files=2) <= LIMIT
+
+
+def test_put_into_s3_of_blobs_staged_whole_stays_within_the_bound(
+    tmp_path: Path, s3: S3Endpoint
+) -> None:
+    """An S3-homed keep holds a blob up to STAGE_IN_MEMORY whole, to send it in one PUT."""
+    from datakeep.backends._s3 import STAGE_IN_MEMORY
+
+    data = tmp_path / "data"
+    data.mkdir()
+    write_files(data, 2, STAGE_IN_MEMORY)
+    bucket = f"s3://{s3.new_bucket()}/keep"
+    assert peak_rss("put", tmp_path / "keep", f"{data} {bucket}", s3.url, files=2) <= LIMIT
