@@ -373,3 +373,12 @@ def test_a_small_tree_recorded_through_the_driver_is_a_tree(keep: Keep, tmp_path
         tree = direct.transact("recording", lambda d: small.record(store, d.execute))
     assert keep.info(tree).kind == "tree"
     assert tree == keep.put_tree(tmp_path / "small").digest
+
+
+def test_an_empty_blob_location_is_refused_not_taken_as_here(tmp_path: Path) -> None:
+    """``Path("")`` is the current directory: an empty --blobs never means it."""
+    with pytest.raises(InvalidInput, match="empty location"):
+        datakeep.init(tmp_path, blobs="")
+    assert not (tmp_path / ".datakeep").exists()
+    with datakeep.init(tmp_path) as keep, pytest.raises(InvalidInput, match="empty location"):
+        keep.add_remote("nowhere", " ")

@@ -25,8 +25,9 @@ import datakeep
 
 op, keep_path, arg, endpoint, files = sys.argv[1:6]
 if op == "put":
-    keep = datakeep.init(keep_path, blobs=endpoint and arg.split(" ")[1], endpoint=endpoint or None)
-    keep.put_tree(arg.split(" ")[0], tags={"test": "memory"})
+    data, _, bucket = arg.partition(" ")  # a bucket for an S3-homed keep
+    keep = datakeep.init(keep_path, blobs=bucket or None, endpoint=endpoint or None)
+    keep.put_tree(data, tags={"test": "memory"})
 elif op == "pull":
     keep = datakeep.init(keep_path)
     keep.add_remote("from", arg, endpoint or None)

@@ -20,6 +20,8 @@ S3_NAME = "datakeep.s3@v1"
 
 def backend_for_location(location: str, endpoint: str | None = None) -> tuple[str, dict[str, Any]]:
     """(permanent backend name, settings) for a directory or ``s3://bucket/prefix``."""
+    if not location.strip():  # Path("") is the current directory: never meant
+        raise InvalidInput("an empty location: give a directory or s3://bucket/prefix")
     if location.startswith("s3://"):
         bucket, _, prefix = location.removeprefix("s3://").partition("/")
         if not bucket:
