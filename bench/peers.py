@@ -11,7 +11,7 @@ and each ratio is that tool's time over that ``cp -r``; a cell quotes the median
 rounds' ratios.
 Every tool runs as users run it, a command line in a process of its own (datakeep's is
 the ``datakeep`` console script), timed from start to exit after a ``sync`` that is not
-counted, and reaped with ``os.wait4`` for its peak RSS. The page cache is left as it
+counted, under GNU ``time`` for its peak RSS. The page cache is left as it
 is, warm: D1 and every store written in the round fit in memory many times over, and no
 tool reads from the disk that another does not.
 """

@@ -2,10 +2,13 @@
 
 DVC lives in a virtualenv of its own under ``bench/work/`` (never the project's ``.venv``
 nor its lock file); restic is the Debian package, installed with apt-get when missing.
-Every command of every tool, ``cp -r`` included, is started the same way and reaped with
-``os.wait4``, which returns the child's own resource usage: its peak RSS is the larger of
-its own and that of the children it waited for, which ``RUSAGE_CHILDREN`` deltas cannot
-give (that is a maximum over every child the benchmark ever reaped).
+Every command of every tool, ``cp -r`` included, is started the same way, under GNU
+``time``, which reports the command's own peak RSS (the larger of its own and that of the
+children it waited for). Not ``os.wait4`` from here: a child started from this process
+(by vfork or fork) carries this process's memory until it execs, and Linux counts that
+high-water mark in the child's ``ru_maxrss``, so every tool seemed to peak at the
+benchmark's own size (154 MB each in one run). ``time`` is a small process, so what it
+adds is a few MB at most, the same for every tool.
 """
 
 from __future__ import annotations
@@ -46,16 +49,25 @@ def command(
 
     ``sync`` first when timed, so no command pays for an earlier one's writeback.
     """
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with (
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+        tempfile.NamedTemporaryFile("r") as peak,
+    ):
         if timed:
             os.sync()
         started = time.perf_counter()
         child = subprocess.Popen(
-            argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err
+            [gnu_time(), "-f", "%M", "-o", peak.name, *argv],
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
         )
-        _, status, usage = os.wait4(child.pid, 0)
+        child.wait()
         seconds = time.perf_counter() - started
-        child.returncode = os.waitstatus_to_exitcode(status)
+        peak_kib = int(peak.read().split()[-1])
         out.seek(0)
         err.seek(0)
         stdout = out.read().decode(errors="replace")
@@ -64,7 +76,12 @@ def command(
                 f"{' '.join(argv)} (in {cwd}) exited {child.returncode}:\n"
                 f"{stdout[-2000:]}{err.read().decode(errors='replace')[-4000:]}"
             )
-    return Ran(seconds, usage.ru_maxrss * 1024, stdout)
+    return Ran(seconds, peak_kib * 1024, stdout)
+
+
+def gnu_time() -> str:
+    """GNU time (the Debian package ``time``), installed with apt-get when missing."""
+    return _debian_tool("time", "/usr/bin/time")
 
 
 def datakeep_cli() -> list[str]:
@@ -92,16 +109,20 @@ def dvc_env() -> dict[str, str]:
 
 def restic_cli() -> list[str]:
     """restic from the Debian package, installed with apt-get when missing."""
-    found = shutil.which("restic")
+    return [_debian_tool("restic", "restic")]
+
+
+def _debian_tool(package: str, program: str) -> str:
+    found = shutil.which(program)
     if found is None:
-        print("installing restic with apt-get", flush=True)
+        print(f"installing {package} with apt-get", flush=True)
         quiet = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         subprocess.run(["apt-get", "update", "-qq"], check=True, env=quiet)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "restic"], check=True, env=quiet)
-        found = shutil.which("restic")
+        subprocess.run(["apt-get", "install", "-y", "-qq", package], check=True, env=quiet)
+        found = shutil.which(program)
         if found is None:
-            raise RuntimeError("apt-get installed restic but it is not on PATH")
-    return [found]
+            raise RuntimeError(f"apt-get installed {package} but {program} is not on PATH")
+    return found
 
 
 def restic_env(repo: Path, cache: Path) -> dict[str, str]:

@@ -26,11 +26,12 @@ _R = TypeVar("_R")
 IN_FLIGHT = 64 << 20
 """What the workers of one push or pull with an object store may hold at once: a few
 uploads of 16-40 MiB side by side, for the round trips."""
-IN_FLIGHT_FILES = 32 << 20
+IN_FLIGHT_FILES = 16 << 20
 """The same with a directory: a copy there is the kernel's, and holds the 8 MiB window
 it hashes, so a pack and a copy or a few copies at once keep two cores busy, and the
-process stays below the 100 MB that DVC's add peaks at on D1 (issue 25; push of D1 to
-a directory, 64 MiB: 104-108 MB, 32 MiB: 86-91 MB, as fast: 1.14 s against 1.11 s)."""
+process stays below the 100 MB that DVC's add peaks at on D1 (issue 25; the command
+line's push of D1 to a directory, 64 MiB: 104-108 MB; 32 MiB: 86-105 MB; 16 MiB: 82-83 MB,
+as fast: 1.02-1.08 s against 1.09-1.10 s, alternating runs)."""
 
 
 def in_flight(backend: Backend) -> int:
