@@ -37,6 +37,7 @@ from .content.model import (
     Page,
     VerifyReport,
     check_tags,
+    with_tags,
 )
 from .content.names import CANDIDATES, one_candidate, prefix_of
 from .content.packs import pack_member
@@ -151,14 +152,7 @@ class QuickKeep:
             f" WHERE contents.digest IN ({marks})",
             digests,
         )
-        by_digest: dict[str, Content] = {}
-        for digest, size, kind, created_at, key, value in rows:
-            item = by_digest.get(digest)
-            if item is None:
-                item = by_digest[digest] = Content(digest, size, kind, created_at, {})
-            if key is not None:
-                item.tags[key] = value
-        return [by_digest[d] for d in digests if d in by_digest]
+        return with_tags(rows, digests)
 
     def find(
         self,

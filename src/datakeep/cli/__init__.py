@@ -19,7 +19,6 @@ from .._version import __version__
 from ..errors import DatakeepError
 
 if TYPE_CHECKING:
-    from ..content import Content
     from ..keep import Keep
     from ..progress import Progress
     from ..quick import QuickKeep
@@ -152,16 +151,6 @@ def _answer(body: Callable[[Keep | QuickKeep], T]) -> T:
             pass
     with _open() as keep:
         return body(keep)
-
-
-def _content_json(c: Content) -> dict[str, Any]:
-    return {
-        "digest": c.digest,
-        "size": c.size,
-        "kind": c.kind,
-        "created_at": c.created_at,
-        "tags": c.tags,
-    }
 
 
 @contextmanager

@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..errors import DatakeepError
+from ..content.tagfilters import TagFilters, parse_tag_filters
+from ..errors import DatakeepError, InvalidInput
 from . import (
     AS_JSON,
     DAMAGE,
     LINK,
     _answer,
-    _content_json,
     _local_time,
     _open,
     _parse_pairs,
@@ -82,7 +82,7 @@ def put(paths: tuple[str, ...], tags: tuple[str, ...], link: str, as_json: bool)
                 ) from exc
             stored.append(path)
             if as_json:
-                click.echo(json.dumps({"path": path, **_content_json(content)}))
+                click.echo(json.dumps({"path": path, **content.as_json()}))
             else:
                 click.echo(f"{content.digest}  {path}")
 
@@ -192,17 +192,19 @@ def ls_(
         datakeep ls --tag stage=raw --kind tree --json
         datakeep ls --tag owner --tag run=2024-*
     """
-    tag_map, present, prefixes = _tag_filters(tags)
+    filters = _tag_filters(tags)
 
     def list_pages(keep: Keep | QuickKeep) -> None:
         shown = 0
         start = None if after is None else keep.resolve(after)
         while limit is None or shown < limit:
             page_size = 1000 if limit is None else min(1000, limit - shown)
-            page = keep.find(tag_map, kind, page_size, start, present, prefixes)
+            page = keep.find(
+                filters.exact, kind, page_size, start, filters.present, filters.prefixes
+            )
             for c in page.items:
                 if as_json:
-                    click.echo(json.dumps(_content_json(c)))
+                    click.echo(json.dumps(c.as_json()))
                 else:
                     labels = ",".join(f"{k}={v}" for k, v in sorted(c.tags.items()))
                     name = c.digest if full else short_digest(c.digest)
@@ -216,24 +218,12 @@ def ls_(
     _answer(list_pages)
 
 
-def _tag_filters(values: tuple[str, ...]) -> tuple[dict[str, str], list[str], dict[str, str]]:
-    """``ls --tag`` values as (exact values, keys present with any value, value prefixes)."""
-    exact: dict[str, str] = {}
-    present: list[str] = []
-    prefixes: dict[str, str] = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not key:
-            raise click.BadParameter(f"{item!r} names no tag", param_hint="--tag")
-        if not sep:
-            present.append(key)
-        elif value.endswith("\\*"):  # a literal star at the end
-            exact[key] = value[:-2] + "*"
-        elif value.endswith("*"):
-            prefixes[key] = value[:-1]
-        else:
-            exact[key] = value
-    return exact, present, prefixes
+def _tag_filters(values: tuple[str, ...]) -> TagFilters:
+    """``ls --tag`` values; one without a key is a usage error."""
+    try:
+        return parse_tag_filters(values)
+    except InvalidInput as exc:
+        raise click.BadParameter(str(exc), param_hint="--tag") from None
 
 
 @cli.command()
@@ -251,7 +241,7 @@ def info(digest: str, as_json: bool) -> None:
 
     def look_up(keep: Keep | QuickKeep) -> tuple[Content, dict[str, Any]]:
         content = keep.info(keep.resolve(digest))
-        shown = {**_content_json(content), "aliases": keep.aliases(content.digest)}
+        shown = {**content.as_json(), "aliases": keep.aliases(content.digest)}
         if content.kind == "tree":
             from ..trees.format import decode_tree
 

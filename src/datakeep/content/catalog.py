@@ -14,7 +14,7 @@ from ..errors import IntegrityError, InvalidInput, NotFound
 from ..index import IndexDatabase, Leases, aliases, contents, placements
 from ..index import tags as tag_table
 from ..index.upsert import insert_or_update
-from .model import PRIMARY, Content, Page, Stored, check_tags
+from .model import PRIMARY, Content, Page, Stored, check_tags, with_tags
 from .names import CANDIDATES, one_candidate, prefix_of
 from .pointers import key_of_pointer
 
@@ -153,15 +153,7 @@ class Catalog:
             .where(matches)
         )
         with self.db.read("reading content") as c:
-            rows = c.execute(query).all()
-        by_digest: dict[str, Content] = {}
-        for digest, size, kind, created_at, key, value in rows:
-            item = by_digest.get(digest)
-            if item is None:
-                item = by_digest[digest] = Content(digest, size, kind, created_at, {})
-            if key is not None:
-                item.tags[key] = value
-        return [by_digest[d] for d in digests if d in by_digest]
+            return with_tags(c.execute(query).all(), digests)
 
     def find(
         self,

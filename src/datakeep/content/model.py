@@ -3,9 +3,9 @@ written blobs, and the sizes that decide how a blob is kept."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from ..errors import InvalidInput
 
@@ -27,6 +27,7 @@ __all__ = [
     "VerifyReport",
     "Written",
     "check_tags",
+    "with_tags",
 ]
 
 
@@ -65,6 +66,30 @@ class Content:
     """When it was first recorded (seconds since the epoch)."""
     tags: dict[str, str] = field(default_factory=dict)
     """Labels attached with ``tags=`` or :meth:`ContentStore.tag`."""
+
+    def as_json(self) -> dict[str, Any]:
+        """As ``--json`` and the web view's API show it (docs/json.md)."""
+        return {
+            "digest": self.digest,
+            "size": self.size,
+            "kind": self.kind,
+            "created_at": self.created_at,
+            "tags": self.tags,
+        }
+
+
+def with_tags(rows: Iterable[Sequence[Any]], digests: Sequence[str]) -> list[Content]:
+    """Contents from rows of (digest, size, kind, created_at, tag key, tag value), one row
+    per tag (key None for a content without tags), in the order of ``digests``; the
+    absent ones left out."""
+    by_digest: dict[str, Content] = {}
+    for digest, size, kind, created_at, key, value in rows:
+        item = by_digest.get(digest)
+        if item is None:
+            item = by_digest[digest] = Content(digest, size, kind, created_at, {})
+        if key is not None:
+            item.tags[key] = value
+    return [by_digest[d] for d in digests if d in by_digest]
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,51 +8,16 @@ from typing import Any
 
 from sqlalchemy import select
 
-from ..content import PRIMARY, Content
+from ..content import PRIMARY
 from ..content.pointers import key_of_pointer
+from ..content.tagfilters import parse_tag_filters
 from ..errors import InvalidInput
 from ..index import pins, placements
 from ..keep import Keep
 
-__all__ = ["PAGE", "content_json", "content_list", "content_page", "parse_tag_filters"]
+__all__ = ["PAGE", "content_list", "content_page"]
 
 PAGE = 50
-
-
-def content_json(c: Content) -> dict[str, Any]:
-    return {
-        "digest": c.digest,
-        "size": c.size,
-        "kind": c.kind,
-        "created_at": c.created_at,
-        "tags": c.tags,
-    }
-
-
-def parse_tag_filters(
-    filters: list[str],
-) -> tuple[dict[str, str], list[str], dict[str, str]]:
-    """``key`` (any value), ``key=value`` and ``key=prefix*`` (a real ``*`` at the end is
-    written ``\\*``), as ``datakeep ls --tag`` takes them."""
-    exact: dict[str, str] = {}
-    present: list[str] = []
-    prefixes: dict[str, str] = {}
-    for item in filters:
-        item = item.strip()
-        if not item:
-            continue
-        key, sep, value = item.partition("=")
-        if not key:
-            raise InvalidInput(f"{item!r} is not KEY, KEY=VALUE or KEY=PREFIX*")
-        if not sep:
-            present.append(key)
-        elif value.endswith("\\*"):
-            exact[key] = value[:-2] + "*"
-        elif value.endswith("*"):
-            prefixes[key] = value[:-1]
-        else:
-            exact[key] = value
-    return exact, present, prefixes
 
 
 def content_list(
@@ -61,10 +26,10 @@ def content_list(
     """One page of contents, by digest, after the digest ``after``."""
     if kind not in (None, "blob", "tree"):
         raise InvalidInput(f"kind {kind!r} is neither blob nor tree")
-    exact, present, prefixes = parse_tag_filters(tags)
-    page = keep.find(exact, kind, limit, after or None, present, prefixes)
+    filters = parse_tag_filters(t.strip() for t in tags if t.strip())
+    page = keep.find(filters.exact, kind, limit, after or None, filters.present, filters.prefixes)
     return {
-        "items": [content_json(c) for c in page.items],
+        "items": [c.as_json() for c in page.items],
         "next": page.next,
         "filters": {"tag": tags, "kind": kind, "after": after},
     }
@@ -94,7 +59,7 @@ def content_page(keep: Keep, name: str) -> dict[str, Any]:
     ]
     where.sort(key=lambda p: (p["location"] != PRIMARY, p["location"]))
     return {
-        "content": content_json(info),
+        "content": info.as_json(),
         "aliases": keep.aliases(info.digest),
         "placements": where,
         "pin": None if pin is None else {"note": pin.note, "created_at": pin.created_at},
