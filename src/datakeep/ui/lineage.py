@@ -10,6 +10,7 @@ from sqlalchemy import select
 from ..errors import NotFound
 from ..keep import Keep
 from ..workspaces.history import resolve
+from ..workspaces.lineage import enclosing
 from ..workspaces.schema import lineage as lineage_rows
 from .trees import check_url_path
 
@@ -17,16 +18,6 @@ __all__ = ["MAX_STEPS", "lineage_page"]
 
 MAX_STEPS = 200
 """Steps drawn at most: a graph beyond that is not read by anyone."""
-
-
-def _enclosing(entries: dict[str, dict[str, Any]], ref: str) -> tuple[str, dict[str, Any]] | None:
-    """The entry whose output is ``ref`` or a directory holding it."""
-    parts = ref.split("/")
-    for n in range(len(parts), 0, -1):
-        candidate = "/".join(parts[:n])
-        if candidate in entries:
-            return candidate, entries[candidate]
-    return None
 
 
 def _entries(keep: Keep, workspace: str, at: str | None) -> dict[str, dict[str, Any]]:
@@ -59,7 +50,7 @@ def lineage_page(keep: Keep, workspace: str, ref: str, at: str | None) -> dict[s
     queue = [(ref, 0)]
     while queue and len(steps) < MAX_STEPS:
         wanted, layer = queue.pop(0)
-        found = _enclosing(entries, wanted)
+        found = enclosing(entries, wanted)
         if found is None:
             continue
         output, entry = found

@@ -27,7 +27,7 @@ from .schema import lineage as lineage_rows
 if TYPE_CHECKING:
     from .workspace import Workspace
 
-__all__ = ["Lineage", "Step", "overlaps", "resolve_pending", "split_ref"]
+__all__ = ["Lineage", "Step", "enclosing", "overlaps", "resolve_pending", "split_ref"]
 
 PENDING = "pending:"
 
@@ -45,9 +45,7 @@ def overlaps(a: str, b: str) -> bool:
     return a == b or a.startswith(b + "/") or b.startswith(a + "/")
 
 
-def _enclosing(
-    entries: Mapping[str, dict[str, Any]], ref: str
-) -> tuple[str, dict[str, Any]] | None:
+def enclosing(entries: Mapping[str, dict[str, Any]], ref: str) -> tuple[str, dict[str, Any]] | None:
     """The entry whose output is ``ref`` or holds it."""
     parts = ref.split("/")
     for n in range(len(parts), 0, -1):
@@ -107,7 +105,7 @@ class Lineage:
     def entry(self, ref: str) -> dict[str, Any] | None:
         """The step that made ``ref`` (or the output holding it), None for none."""
         split_ref(ref)
-        found = _enclosing(self._current(), ref)
+        found = enclosing(self._current(), ref)
         return None if found is None else found[1]
 
     def derived_from(self, ref: str) -> tuple[list[dict[str, Any]], list[str]]:
@@ -122,7 +120,7 @@ class Lineage:
         queue = [ref]
         while queue:
             wanted = queue.pop(0)
-            found = _enclosing(current, wanted)
+            found = enclosing(current, wanted)
             if found is None:
                 if roles.get(split_ref(wanted)[0]) in ("intermediate-data", "results"):
                     warnings.append(f"{wanted}: no lineage recorded for derived data")
@@ -147,7 +145,7 @@ class Lineage:
         version in the last snapshot if its resource has not changed since, else pending."""
         if current is None:
             current = self._current()
-        found = _enclosing(current, ref)
+        found = enclosing(current, ref)
         if found is not None:
             output, entry = found
             version = next(o["version"] for o in entry["outputs"] if o["ref"] == output)
@@ -219,7 +217,7 @@ class Lineage:
                 continue
             visited.add(item)
             yield item
-            found = _enclosing(current, item[0])
+            found = enclosing(current, item[0])
             if found is None or self.version_of(item[0], current) != item[1]:
                 continue  # what an older version came from is not known any more
             stack.extend((u["ref"], u["version"]) for u in found[1]["inputs"] + found[1]["code"])
