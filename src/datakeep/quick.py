@@ -65,9 +65,8 @@ def open_quick(start: str | os.PathLike[str] = ".") -> QuickKeep | None:
         keep_dir = find_keep_dir(start)
         config = read_config(keep_dir)
         index, blobs, algorithm = config["index"], config["blobs"], config["algorithm"]
-        if "://" in index or "route_by" in config or blobs.keys() != {"backend", "root"}:
-            return None
-        if blobs["backend"] != LocalBackend.name:
+        local = blobs.keys() == {"backend", "root"} and blobs["backend"] == LocalBackend.name
+        if "://" in index or "route_by" in config or not local:
             return None
         db = connect_plain(keep_dir / index, algorithm)
         if db is None:
@@ -255,7 +254,7 @@ class QuickKeep:
     def tag(self, digest: str, tags: Mapping[str, str]) -> None:
         """As :meth:`Keep.tag <datakeep.keep.Keep.tag>`, under the same shared write lease
         (taken only if free at once: a wait is the full keep's)."""
-        rows = [(key, value) for key, value in sorted(check_tags(tags).items())]
+        checked = sorted(check_tags(tags).items())
         digest = self.info(digest).digest
         lease = os.open(f"{self.index}-lease", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
         try:
@@ -271,7 +270,7 @@ class QuickKeep:
                 db.executemany(
                     "INSERT INTO tags (digest, key, value) VALUES (?, ?, ?)"
                     " ON CONFLICT (digest, key) DO UPDATE SET value = excluded.value",
-                    [(digest, key, value) for key, value in rows],
+                    [(digest, key, value) for key, value in checked],
                 )
                 db.execute("COMMIT")
             except sqlite3.Error as exc:  # nothing was written: the full keep tries again

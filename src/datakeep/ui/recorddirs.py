@@ -7,7 +7,7 @@ import re
 from dataclasses import asdict
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from ..errors import NotFound
 from ..keep import Keep
@@ -32,6 +32,21 @@ def record_dirs_page(keep: Keep, kind: str | None, after: str | None) -> dict[st
     return {"items": [_json(r) for r in rows], "next": token, "kind": kind}
 
 
+def _related(
+    conn: Connection, this: Any, that: Any, uuid: str
+) -> list[tuple[str, str, str | None]]:
+    """(relation name, the record at the other end, its kind) of the relations whose
+    ``this`` end is ``uuid``, by name, at most :data:`RELATIONS_SHOWN`."""
+    rows = conn.execute(
+        select(relations.c.name, that, records.c.kind)
+        .join(records, records.c.uuid == that, isouter=True)
+        .where(this == uuid)
+        .order_by(relations.c.name, that)
+        .limit(RELATIONS_SHOWN)
+    )
+    return [(name, other, kind) for name, other, kind in rows]
+
+
 def record_dir_page(keep: Keep, uuid: str) -> dict[str, Any]:
     if not _UUID.match(uuid):
         raise NotFound(f"no record {uuid!r}")
@@ -39,20 +54,8 @@ def record_dir_page(keep: Keep, uuid: str) -> dict[str, Any]:
         row = conn.execute(select(records).where(records.c.uuid == uuid)).first()
         if row is None:
             raise NotFound(f"no record {uuid}")
-        outgoing = conn.execute(
-            select(relations.c.name, relations.c.other, records.c.kind)
-            .join(records, records.c.uuid == relations.c.other, isouter=True)
-            .where(relations.c.uuid == uuid)
-            .order_by(relations.c.name, relations.c.other)
-            .limit(RELATIONS_SHOWN)
-        ).all()
-        incoming = conn.execute(
-            select(relations.c.name, relations.c.uuid, records.c.kind)
-            .join(records, records.c.uuid == relations.c.uuid, isouter=True)
-            .where(relations.c.other == uuid)
-            .order_by(relations.c.name, relations.c.uuid)
-            .limit(RELATIONS_SHOWN)
-        ).all()
+        outgoing = _related(conn, relations.c.uuid, relations.c.other, uuid)
+        incoming = _related(conn, relations.c.other, relations.c.uuid, uuid)
     return {
         "record": _json(row),
         "relations": [{"name": n, "uuid": u, "kind": k} for n, u, k in outgoing],

@@ -49,8 +49,7 @@ class TreeCache:
             if found is not None:
                 self._trees.move_to_end(digest)
                 return found
-        entries = decode_tree(self._keep.get(digest), self._keep.algorithm)
-        entries.sort(key=lambda e: e.path)
+        entries = decode_tree(self._keep.get(digest), self._keep.algorithm)  # sorted by path
         manifest = _Manifest(entries, [e.path for e in entries])
         with self._lock:
             self._trees[digest] = manifest
