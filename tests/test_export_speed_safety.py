@@ -6,11 +6,12 @@ earlier one."""
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
 
-from datakeep.content import CHUNK, LinkMode
+from datakeep.content import CHUNK, LinkMode, creation_umask
 from datakeep.content.packs import pack_member
 from datakeep.copying import hash_fd
 from datakeep.digest import hash_file
@@ -163,3 +164,71 @@ def test_a_missing_pack_is_not_found_for_each_of_its_files(keep: Keep, tmp_path:
     assert not (tmp_path / "out").exists()
     wanted = [(keep.put(files["small/d0/f1.txt"]).digest, 137, member.offset, member.length)]
     assert [type(r) for r in keep.store.read_pack_members(member.pack, wanted)] == [NotFound]
+
+
+def _many_units(root: Path) -> dict[str, bytes]:
+    """More small files than one unit of work holds, with large ones beside them."""
+    files = {f"d{i % 7}/f{i:04d}.txt": os.urandom(50 + i % 300) for i in range(700)}
+    files.update({f"large{i}.bin": os.urandom(CHUNK + i) for i in range(3)})
+    for rel, data in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    return files
+
+
+@pytest.mark.parametrize("link", ["copy", "hardlink"])
+def test_an_export_in_many_units_reports_each_file_once_from_the_calling_thread(
+    keep: Keep, tmp_path: Path, link: LinkMode
+) -> None:
+    files = _many_units(tmp_path / "src")
+    tree = keep.put_tree(tmp_path / "src")
+    seen: list[tuple[int, int | None, str]] = []
+    keep.export(
+        tree.digest,
+        tmp_path / "out",
+        link=link,
+        progress=lambda p: seen.append((p.done, p.total, threading.current_thread().name)),
+    )
+    assert _read(tmp_path / "out") == files
+    assert [done for done, _, _ in seen] == list(range(1, len(files) + 1))
+    assert {(total, thread) for _, total, thread in seen} == {(len(files), "MainThread")}
+
+
+def test_bad_files_in_any_unit_come_from_a_mirror_each_reported_once(
+    keep: Keep, tmp_path: Path
+) -> None:
+    files = _many_units(tmp_path / "src")
+    tree = keep.put_tree(tmp_path / "src")
+    keep.add_remote("mirror", str(tmp_path / "mirror"))
+    keep.push("mirror", [tree.digest])
+    # a member of a pack's first unit and one of a later unit, and a large blob
+    for victim in ("d0/f0000.txt", "d6/f0685.txt"):
+        damage_packed(keep, keep.put(files[victim]).digest, b"\x00" * len(files[victim]))
+    blob_path(keep, keep.put(files["large1.bin"]).digest).unlink()
+    said: list[str] = []
+    keep.on_fallback = said.append
+    seen: list[int] = []
+    keep.export(tree.digest, tmp_path / "out", progress=lambda p: seen.append(p.done))
+    assert _read(tmp_path / "out") == files
+    assert seen == list(range(1, len(files) + 1))
+    assert len(said) == 3
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o000])
+def test_exported_modes_are_exact_whatever_the_umask(
+    keep: Keep, tmp_path: Path, umask: int
+) -> None:
+    modes = {"a": 0o644, "b": 0o600, "c": 0o755, "d": 0o640, "e": 0o777, "f": 0o400}
+    for name, mode in modes.items():
+        (tmp_path / "src" / "packed").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "src" / "packed" / name).write_bytes(name.encode() * 100)
+        (tmp_path / "src" / "packed" / name).chmod(mode)
+    tree = keep.put_tree(tmp_path / "src")
+    previous = os.umask(umask)
+    try:
+        assert creation_umask(tmp_path) == umask
+        keep.export(tree.digest, tmp_path / "out")
+    finally:
+        os.umask(previous)
+    out = tmp_path / "out" / "packed"
+    assert {p.name: p.stat().st_mode & 0o777 for p in out.iterdir()} == modes

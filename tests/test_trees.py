@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ from datakeep.content.packs import pack_member
 from datakeep.errors import AlreadyExists, IntegrityError, InvalidPath, NotFound
 from datakeep.keep import Keep
 from datakeep.trees import TreeEntry, decode_tree, encode_tree, statcache, tree_members
+from datakeep.trees import format as format_module
 
 from .conftest import blob_path, count_reads, damage_packed
 
@@ -264,6 +266,31 @@ D = "blake3:" + "a" * 64
 def test_malformed_manifests_are_rejected(manifest: bytes) -> None:
     with pytest.raises(IntegrityError):
         decode_tree(manifest)
+
+
+_LINE_FIELDS = (
+    ["f", "l", "d", "x"],
+    ["644", "0", "0644", "1000", "7a"],
+    ["0", "4096", "007", "+5", "-1"],
+    [D, "-", "sha256:" + "b" * 64, "md5:" + "c" * 32, "blake3:ab", "x:0"],
+    ["a", "a/b c", ".", "a/..", "a//b", "/a", "a/", ".hidden", "a/.b", "x\\ny", "n\x00l", "\r"],
+)
+
+
+@pytest.mark.parametrize("algorithm", [None, "blake3", "sha256"])
+def test_the_fast_line_parser_agrees_with_the_careful_one(algorithm: str | None) -> None:
+    accepted = 0
+    for fields in itertools.product(*_LINE_FIELDS):
+        line = " ".join(fields)
+        fast = format_module._parse_plain(line, algorithm)
+        try:
+            careful = format_module._parse_line(line, algorithm)
+        except ValueError:
+            assert fast is None, line  # what the careful parser refuses, the fast one leaves
+            continue
+        assert fast in (None, careful), line
+        accepted += fast is not None
+    assert accepted > 0
 
 
 def test_crafted_tree_cannot_write_outside_the_destination(keep: Keep, tmp_path: Path) -> None:

@@ -23,6 +23,10 @@ _NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL, er
 # A multiple of the page size, as a mapping's offset must be.
 _STEP = 8 << 20
 _PIECE = 1 << 20  # what the read-and-write fallback holds in memory at once
+# One step of a copy hashed on the thread that copies it: read back while it is still in
+# the CPU's cache. (Ten 100 MiB files: 0.65 s of CPU this way, 0.78 s in 8 MiB steps
+# mapped, 0.85 s with the helper thread; the kernel's copy alone 0.36 s.)
+_SERIAL_STEP = 1 << 20
 
 
 def copy_range(src: int, dst: int, offset: int, length: int) -> int:
@@ -64,6 +68,7 @@ def copy_hashed(
     algorithm: str,
     landed: Callable[[int, int], None] | None = None,
     also: Hasher | None = None,
+    overlap: bool = True,
 ) -> tuple[str, int]:
     """Copy ``size`` bytes of ``src`` into the empty file ``dst`` (opened for reading
     too), hashing the copy itself as it lands: (the digest of the copy, the bytes copied,
@@ -75,8 +80,14 @@ def copy_hashed(
     cores, and the bytes never pass through Python's memory. (Ten 100 MiB files, copied
     and hashed: 0.41-0.65 s this way, 0.59-0.70 s copied then hashed; stored by a put,
     0.72-0.92 s against 0.88-1.04 s read, hashed and written through Python.)
+
+    Without ``overlap`` the copy and its hash take turns on the calling thread, a
+    megabyte at a time: slower for one file, but a quarter less CPU, for callers that
+    keep every core busy with files of their own (a tree's export).
     """
     hasher = new_hasher(algorithm)
+    if not overlap:
+        return _copy_hashed_serial(src, dst, size, hasher, algorithm, landed, also)
 
     def step(offset: int) -> int:
         return copy_range(src, dst, offset, min(_STEP, size - offset))
@@ -97,14 +108,46 @@ def copy_hashed(
     return f"{algorithm}:{hasher.hexdigest()}", offset
 
 
-def copy_verified(src: int, dst: int, digest: str, size: int) -> None:
+def _copy_hashed_serial(
+    src: int,
+    dst: int,
+    size: int,
+    hasher: Hasher,
+    algorithm: str,
+    landed: Callable[[int, int], None] | None,
+    also: Hasher | None,
+) -> tuple[str, int]:
+    buffer = memoryview(bytearray(min(size, _SERIAL_STEP)))
+    offset = 0
+    while offset < size:
+        copied = copy_range(src, dst, offset, min(_SERIAL_STEP, size - offset))
+        if copied == 0:  # the source ended early
+            break
+        landed_bytes = buffer[:copied]
+        read = 0
+        while read < copied:
+            n = os.preadv(dst, [landed_bytes[read:]], offset + read)
+            if n == 0:
+                raise OSError(errno.EIO, "the copy ended early while it was being hashed")
+            read += n
+        hasher.update(landed_bytes)
+        if also is not None:
+            also.update(landed_bytes)
+        if landed is not None:
+            landed(offset, copied)
+        offset += copied
+    return f"{algorithm}:{hasher.hexdigest()}", offset
+
+
+def copy_verified(src: int, dst: int, digest: str, size: int, overlap: bool = True) -> None:
     """Copy the content ``digest`` of ``size`` bytes from ``src`` into the empty file
     ``dst`` (opened for reading too), checking the copy itself as :func:`copy_hashed`
-    does; :class:`IntegrityError` if the copy is not that content."""
+    does (``overlap`` as there); :class:`IntegrityError` if the copy is not that content."""
     actual = os.fstat(src).st_size
     if actual > size:
         raise IntegrityError(f"{digest} is longer than its recorded {size} bytes")
-    copied_digest, copied = copy_hashed(src, dst, size, digest.partition(":")[0])
+    algorithm = digest.partition(":")[0]
+    copied_digest, copied = copy_hashed(src, dst, size, algorithm, overlap=overlap)
     if copied < size:
         raise IntegrityError(f"{digest} is truncated: {copied} of {size} bytes stored")
     if copied_digest != digest:

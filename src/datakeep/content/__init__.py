@@ -41,7 +41,7 @@ from .pointers import (
 from .verify import VerifiedReader, check_bytes, drain_verified, verify_file
 
 if TYPE_CHECKING:
-    from .read import write_new_file
+    from .read import creation_umask, write_new_file
     from .store import ContentStore
 
 __all__ = [
@@ -62,6 +62,7 @@ __all__ = [
     "VerifyReport",
     "Written",
     "check_bytes",
+    "creation_umask",
     "digest_named_by",
     "drain_verified",
     "fanout_key",
@@ -73,7 +74,7 @@ __all__ = [
     "write_new_file",
 ]
 
-_LAZY = {"ContentStore": "store", "write_new_file": "read"}
+_LAZY = {"ContentStore": "store", "creation_umask": "read", "write_new_file": "read"}
 
 
 def __getattr__(name: str) -> Any:

@@ -13,12 +13,19 @@ from ..digest import parse_digest
 from ..errors import IntegrityError, InvalidInput, NotFound
 from ..index import IndexDatabase, Leases, aliases, contents, placements
 from ..index import tags as tag_table
+from ..index.batched import rows_for
 from ..index.upsert import insert_or_update
 from .model import PRIMARY, Content, Page, Stored, check_tags, with_tags
 from .names import CANDIDATES, one_candidate, prefix_of
 from .pointers import key_of_pointer
 
 __all__ = ["Catalog"]
+
+_KEYS = (
+    f"SELECT digest, pointer FROM {placements.name}"
+    f" WHERE location = '{PRIMARY}' AND digest IN ({{values}})"
+)
+_KNOWN = f"SELECT digest FROM {contents.name} WHERE digest IN ({{values}})"
 
 
 class Catalog:
@@ -92,16 +99,8 @@ class Catalog:
         """Backend keys of many digests at once; :class:`NotFound` names one that is absent
         (or, with ``missing_ok``, absent ones are left out)."""
         wanted = sorted(set(digests))
-        keys: dict[str, str] = {}
         with self.db.read("looking up blobs") as conn:
-            for i in range(0, len(wanted), 500):
-                part = wanted[i : i + 500]
-                rows = conn.execute(
-                    select(placements.c.digest, placements.c.pointer).where(
-                        placements.c.digest.in_(part), placements.c.location == PRIMARY
-                    )
-                )
-                keys.update((d, key_of_pointer(p)) for d, p in rows.all())
+            keys = {d: key_of_pointer(p) for d, p in rows_for(conn, _KEYS, wanted)}
         for digest in [] if missing_ok else wanted:
             if digest not in keys:
                 raise NotFound(f"no content {digest} in this keep")
@@ -119,16 +118,8 @@ class Catalog:
     def missing(self, digests: Iterable[str]) -> set[str]:
         """Those of ``digests`` that the index does not hold."""
         wanted = set(digests)
-        found: set[str] = set()
-        batch = sorted(wanted)
         with self.db.read("looking up content") as conn:
-            for i in range(0, len(batch), 500):
-                part = batch[i : i + 500]
-                found.update(
-                    conn.execute(
-                        select(contents.c.digest).where(contents.c.digest.in_(part))
-                    ).scalars()
-                )
+            found = {row[0] for row in rows_for(conn, _KNOWN, sorted(wanted))}
         return wanted - found
 
     def info(self, digest: str) -> Content:

@@ -47,7 +47,13 @@ def key_of_pointer(pointer: str) -> str:
         pack, _, rest = pointer[len(_PACK_HEAD) :].partition(_PACK_OFFSET)
         offset, _, length = rest.partition(_PACK_LENGTH)
         number, end = length[:-1], length[-1:]
-        if offset.isdigit() and number.isdigit() and end == "}" and not {'"', "\\"} & set(pack):
+        if (
+            offset.isdigit()
+            and number.isdigit()
+            and end == "}"
+            and '"' not in pack
+            and "\\" not in pack
+        ):
             return member_key(pack, int(offset), int(number))
     fields = json.loads(pointer)
     if "pack" in fields:

@@ -22,7 +22,7 @@ from .pointers import stored_as_file
 from .sources import read_whole
 from .verify import VerifiedReader, check_bytes, drain_verified, verify_file
 
-__all__ = ["BlobReading", "write_new_file"]
+__all__ = ["BlobReading", "creation_umask", "write_new_file"]
 
 
 class BlobReading(Catalog):
@@ -159,13 +159,16 @@ class BlobReading(Catalog):
         link: LinkMode = "copy",
         mode: int | None = None,
         atomic: bool = True,
+        overlap: bool = True,
     ) -> bool:
         """Write the blob at ``key`` to ``dest`` (which must not exist), verified.
 
         Returns True if ``dest`` was hard-linked to the stored blob (read-only and shared;
         ``mode`` is then not applied), False if it is a copy. With ``atomic`` the copy is
         written beside ``dest`` and renamed once verified; a caller that already builds in
-        a private directory (tree export) passes False and saves the rename.
+        a private directory (tree export) passes False and saves the rename. Without
+        ``overlap`` a large copy is hashed on this thread alone
+        (:func:`~datakeep.copying.copy_hashed`), for callers that keep the cores busy.
         """
         target = dest.with_name(f".{dest.name}.datakeep-tmp") if atomic else dest
         try:
@@ -190,7 +193,7 @@ class BlobReading(Catalog):
                                 ) from None
                     if size >= CHUNK:
                         with open(target, "x+b") as dst:
-                            copy_verified(src, dst.fileno(), digest, size)
+                            copy_verified(src, dst.fileno(), digest, size, overlap)
                     else:
                         data = read_whole(src, size)
                         check_bytes(data, digest, size)
@@ -227,14 +230,40 @@ def _verify_fd(fd: int, digest: str, size: int) -> None:
         raise IntegrityError(f"{digest} is corrupted: its stored bytes hash to {actual}")
 
 
-def write_new_file(path: str | os.PathLike[str], data: bytes, mode: int | None = None) -> None:
-    """Create ``path`` (it must not exist) holding ``data``, with ``mode`` if given."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+def write_new_file(
+    path: str | os.PathLike[str], data: bytes, mode: int | None = None, umask: int | None = None
+) -> None:
+    """Create ``path`` (it must not exist) holding ``data``, with ``mode`` if given.
+
+    ``umask`` is what :func:`creation_umask` says of the directory, when the caller asked
+    it: a mode that it leaves whole is then given at creation, sparing a system call.
+    """
+    exact = mode if mode is not None and umask is not None and not mode & umask else None
+    fd = os.open(
+        path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666 if exact is None else exact
+    )
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
-        if mode is not None:
+        if mode is not None and exact is None:
             os.fchmod(fd, mode)  # on the open file: no second path lookup
     finally:
         os.close(fd)
+
+
+def creation_umask(directory: str | os.PathLike[str]) -> int | None:
+    """The umask through which files created in ``directory`` get their mode; None when
+    that is not certain: a default ACL there takes the umask's place, and the umask is
+    read where Linux shows it (``os.umask`` can only be read by setting it, which races
+    with other threads creating files)."""
+    try:
+        if "system.posix_acl_default" in os.listxattr(directory):
+            return None
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None

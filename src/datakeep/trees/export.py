@@ -1,5 +1,5 @@
-"""The export of a tree: its files written under a new directory, each verified, packs
-read once for all the files they hold, then moved into place.
+"""The export of a tree: its files written under a new directory, each verified, each
+pack read once (a span of its members at a time), then moved into place.
 
 Every export checks every file it hands out, by copy or by hard link: a copy is hashed as
 it lands (:func:`~datakeep.copying.copy_verified`), a packed file is hashed from its pack,
@@ -10,9 +10,9 @@ the blob file's stat (size, inode, mtime, ctime) is unchanged, as git trusts its
 It does not, because that mark would see only changes made through the filesystem (not a
 disk returning other bytes), would be racy within the timestamp granularity, would need
 index writes during a read (read-only and shared keeps, where an inode means nothing on
-another machine), and is not needed for speed: the hash of the large files (0.14 s of CPU
-a GB, one window at a time) runs on a worker while this thread writes the small files,
-which take longer (D1: 10,000 files of 4 KiB beside 1 GB of blobs).
+another machine), and is not worth it for speed: the hash of the large files (0.3-0.4 s
+of CPU a GB) runs on one core while the small files are written on the other (D1: 10,000
+files of 4 KiB beside 1 GB of blobs).
 """
 
 from __future__ import annotations
@@ -20,13 +20,22 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
+from queue import SimpleQueue
 
-from ..content import CHUNK, ContentStore, LinkMode, stored_as_file, write_new_file
+from ..content import (
+    CHUNK,
+    ContentStore,
+    LinkMode,
+    creation_umask,
+    stored_as_file,
+    write_new_file,
+)
 from ..content.packs import PackMember, pack_member
 from ..errors import AlreadyExists, DatakeepError, IntegrityError, NotFound
 from ..progress import Progress, ProgressCallback
@@ -34,6 +43,11 @@ from .format import TreeEntry, decode_tree
 from .scan import check_link_target, check_resolves_inside
 
 __all__ = ["export_entries", "export_tree"]
+
+# Small files in one unit of work: enough that taking a unit costs nothing beside it,
+# few enough that the two takers finish close together (D1: about 40 units of 4 KiB
+# files, 10 of 100 MiB).
+_UNIT_FILES = 256
 
 
 def export_tree(
@@ -80,129 +94,132 @@ def export_entries(
     """Write ``entries`` (of a tree) under the empty directory ``staging``, each file
     verified; the caller removes ``staging`` if this fails.
 
-    The large files go first, to a worker that copies (or, for a hard link, hashes) them
-    in the kernel and in C with the GIL released, so that its work overlaps everything
-    done here: the lookup of the small files' keys, their packs read and checked, and
-    their files created. Creating 10,000 small files is most of what ``cp -r`` of D1
-    does, and the hash of the large ones (about 0.14 s of CPU a GB) fits beside it on a
-    second core.
+    The work is cut into units (a large file; up to :data:`_UNIT_FILES` small files of one
+    pack, or of their own) that this thread and one worker take in turn, large files
+    first: a large copy runs in the kernel and in C with the GIL released, and small files
+    spend most of their time in system calls, so two takers keep both cores busy until
+    the end. The worker starts on the large files while this thread looks up the small
+    ones' keys. Progress is reported from this thread only; contents missing or damaged
+    here are fetched through ``fallback`` (a mirror) at the end, on this thread too.
     """
     read = store.get if fallback is None else fallback
     base = os.fspath(staging)
-    done = 0
+    umask = creation_umask(staging)
+    reported = 0
 
-    def exported(e: TreeEntry) -> None:
-        nonlocal done
-        done += 1
-        if progress is not None:
-            progress(Progress("export", done, len(entries), e.size))
-
-    def from_fallback(e: TreeEntry, error: DatakeepError) -> None:
-        if fallback is None:
-            raise error
-        target = staging / e.path
-        target.unlink(missing_ok=True)
-        target.write_bytes(fallback(e.digest or ""))  # verified by the fallback
-        target.chmod(e.mode)
+    def report(done: Iterable[TreeEntry]) -> None:
+        nonlocal reported
+        if progress is None:
+            return
+        for e in done:
+            reported += 1
+            progress(Progress("export", reported, len(entries), e.size))
 
     # every directory exists (writable) before the files; their modes come last
     folders = sorted({e.path.rpartition("/")[0] for e in entries} - {""})
     for path in folders + [e.path for e in entries if e.kind == "d"]:
         os.makedirs(staging / path, exist_ok=True)
+    report(e for e in entries if e.kind == "d")
     files = [e for e in entries if e.kind == "f"]
     missing_ok = fallback is not None
+    failed: list[tuple[TreeEntry, DatakeepError]] = []  # for the fallback, at the end
+    finished: deque[list[TreeEntry]] = deque()  # exported by a unit, not yet reported
 
-    def export_single(e: TreeEntry, key: str | None) -> None:
-        assert e.digest is not None
-        if key is None:
-            raise NotFound(f"no content {e.digest} in this keep")
-        # an inline content has no file of its own to link either
-        how = link if stored_as_file(key) else "copy"
-        store.export_file(key, e.digest, e.size, staging / e.path, how, e.mode, False)
-
-    def finished(e: TreeEntry, outcome: Callable[[], object]) -> None:
-        try:
-            outcome()
-        except (NotFound, IntegrityError) as exc:
-            from_fallback(e, exc)
-        exported(e)
-
-    packed: dict[str, list[tuple[TreeEntry, PackMember]]] = {}  # by pack: each read once
-    small: list[tuple[TreeEntry, str | None]] = []  # files of their own (or inline)
-    large: list[TreeEntry] = []
-    queue: deque[tuple[int, TreeEntry, str | None]] = deque()  # large files not yet taken
-    outcomes: dict[int, DatakeepError | None] = {}  # by place in `large`
-
-    def take_large() -> None:
-        """Export queued large files until none is left; an unexpected error stops every
-        taker (a full disk fails the next file too)."""
-        while queue:
+    def own_files(group: list[tuple[TreeEntry, str | None]]) -> None:
+        done = []
+        for e, key in group:
             try:
-                i, e, key = queue.popleft()
-            except IndexError:  # another taker had the last one
-                return
-            try:
-                export_single(e, key)
-                outcomes[i] = None
+                if key is None:
+                    raise NotFound(f"no content {e.digest} in this keep")
+                # an inline content has no file of its own to link either
+                how = link if stored_as_file(key) else "copy"
+                path = staging / e.path
+                store.export_file(key, e.digest or "", e.size, path, how, e.mode, False, False)
+                done.append(e)
             except (NotFound, IntegrityError) as exc:
-                outcomes[i] = exc  # a mirror may have it: left to `from_fallback`
-            except BaseException:
-                queue.clear()
-                raise
+                if fallback is None:
+                    raise
+                failed.append((e, exc))
+        finished.append(done)
 
-    # One worker takes the large files while this thread looks up and writes the small
-    # ones, then joins it: a copy keeps a core busy (the kernel's copy and the hash of
-    # the copy, on two threads), and a second worker would only take the core that
-    # writes the small files.
+    def pack_files(pack: str, members: list[tuple[TreeEntry, PackMember]]) -> None:
+        # a packed file has no file of its own to link: copied, whatever `link`
+        wanted = [(e.digest or "", e.size, m.offset, m.length) for e, m in members]
+        done = []
+        for (e, _), data in zip(members, store.read_pack_members(pack, wanted), strict=True):
+            if isinstance(data, DatakeepError):
+                if fallback is None:
+                    raise data
+                failed.append((e, data))
+            else:  # a string path: pathlib costs more than writing a small file
+                write_new_file(f"{base}/{e.path}", data, e.mode, umask)
+                done.append(e)
+        finished.append(done)
+
+    units: SimpleQueue[Callable[[], None] | None] = SimpleQueue()  # None: no more
+    stop = threading.Event()  # set by the first unexpected error: the rest is skipped
+
+    def take(report_finished: bool) -> None:
+        while (unit := units.get()) is not None:
+            if stop.is_set():
+                continue
+            try:
+                unit()
+            except BaseException:
+                stop.set()  # a full disk fails the next file too
+                raise
+            while report_finished and finished:
+                report(finished.popleft())
+
     worker = ThreadPoolExecutor(1, thread_name_prefix="datakeep-export")
+    taken: Future[None] | None = None
     try:
-        taken: Future[None] | None = None
-        for group in (
-            [e for e in files if e.size >= CHUNK],
-            [e for e in files if e.size < CHUNK],
-        ):
+        for large in (True, False):
+            group = [e for e in files if (e.size >= CHUNK) == large]
             keys = store.keys_of([e.digest or "" for e in group], missing_ok)
+            own: list[tuple[TreeEntry, str | None]] = []
+            packed: dict[str, list[tuple[TreeEntry, PackMember]]] = {}
             for e in group:
                 key = keys.get(e.digest or "")
                 member = None if key is None else pack_member(key)
-                if member is not None:
-                    packed.setdefault(member.pack, []).append((e, member))
-                elif e.size >= CHUNK:
-                    queue.append((len(large), e, key))
-                    large.append(e)
+                if member is None:
+                    own.append((e, key))
                 else:
-                    small.append((e, key))
-            if taken is None and queue:
-                taken = worker.submit(take_large)
+                    packed.setdefault(member.pack, []).append((e, member))
+            per_unit = 1 if large else _UNIT_FILES
+            for i in range(0, len(own), per_unit):
+                units.put(partial(own_files, own[i : i + per_unit]))
+            for pack, members in packed.items():
+                members.sort(key=lambda member: member[1].offset)  # one read of each span
+                for i in range(0, len(members), _UNIT_FILES):
+                    units.put(partial(pack_files, pack, members[i : i + _UNIT_FILES]))
+            if taken is None:
+                taken = worker.submit(take, False)
         for e in entries:
             if e.kind == "l":
                 assert e.digest is not None
                 link_target = read(e.digest).decode()
                 check_link_target(e.path, link_target)
                 os.symlink(link_target, staging / e.path)
-                exported(e)
-        for e, key in small:
-            finished(e, partial(export_single, e, key))
-        for pack, members in packed.items():
-            # a packed file has no file of its own to link: copied, whatever `link`
-            wanted = [(e.digest or "", e.size, m.offset, m.length) for e, m in members]
-            for (e, _), data in zip(members, store.read_pack_members(pack, wanted), strict=True):
-                if isinstance(data, DatakeepError):
-                    from_fallback(e, data)
-                else:  # a string path: pathlib costs more than writing a small file
-                    write_new_file(f"{base}/{e.path}", data, e.mode)
-                exported(e)
-        take_large()
+                report([e])
+        units.put(None)  # one for each taker
+        units.put(None)
+        take(True)
         if taken is not None:
             taken.result()
     finally:
-        queue.clear()  # after a failure here: the worker stops after its current file
+        stop.set()  # after a failure here: the worker stops after its current unit
+        units.put(None)
         worker.shutdown(wait=True)
-    for i, e in enumerate(large):
-        error = outcomes[i]
-        if error is not None:
-            from_fallback(e, error)
-        exported(e)
+    while finished:
+        report(finished.popleft())
+    for e, _ in failed:  # only with a fallback: without one, the first failure raised
+        assert fallback is not None
+        target = staging / e.path
+        target.unlink(missing_ok=True)
+        target.write_bytes(fallback(e.digest or ""))  # verified by the fallback
+        target.chmod(e.mode)
+        report([e])
     for e in entries:
         if e.kind == "l":
             check_resolves_inside(staging, staging / e.path)

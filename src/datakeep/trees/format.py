@@ -17,10 +17,11 @@ each pack once for all the files it holds.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..digest import parse_digest
+from ..digest import ALGORITHMS, parse_digest
 from ..errors import IntegrityError, InvalidPath
 
 __all__ = [
@@ -94,6 +95,44 @@ def check_relative_path(path: str) -> str:
     return path
 
 
+# A line as encode_tree writes it for a file or link whose path needs no escaping: parsed
+# by one match rather than field by field (a manifest of 10,000 files: 36 ms -> N ms).
+# Anything else, valid or not, is read by _parse_line, which says what is wrong.
+_PLAIN_LINE = re.compile(r"([fl]) ([0-7]{1,3}) (0|[1-9][0-9]*) ([a-z0-9]+):([0-9a-f]+) ([^\\\0]+)")
+
+
+def _parse_line(line: str, algorithm: str | None) -> TreeEntry:
+    kind, mode_text, size_text, digest_text, raw_path = line.split(" ", 4)
+    path = check_relative_path(_unescape(raw_path))
+    mode, size = int(mode_text, 8), int(size_text)
+    if kind not in ("f", "l", "d") or mode < 0 or mode > 0o777 or size < 0:
+        raise ValueError(line)
+    digest = None if kind == "d" else str(parse_digest(digest_text))
+    if kind == "d" and digest_text != "-":
+        raise ValueError(line)
+    if algorithm is not None and digest is not None and not digest.startswith(algorithm):
+        raise ValueError(line)
+    return TreeEntry(path, kind, mode, size, digest)
+
+
+def _parse_plain(line: str, algorithm: str | None) -> TreeEntry | None:
+    """The entry of a plain file or link line, or None to leave it to :func:`_parse_line`."""
+    match = _PLAIN_LINE.fullmatch(line)
+    if match is None:
+        return None
+    kind, mode, size, name, hexpart, path = match.groups()
+    if (
+        ALGORITHMS.get(name) != len(hexpart)
+        or (algorithm is not None and name != algorithm)
+        or path[0] == "/"
+        or path[-1] == "/"
+        or "//" in path
+        or "/." in "/" + path  # no "." or ".." part (a dot file takes the long way)
+    ):
+        return None
+    return TreeEntry(path, kind, int(mode, 8), int(size), f"{name}:{hexpart}")
+
+
 def decode_tree(data: bytes, algorithm: str | None = None) -> list[TreeEntry]:
     """Parse and validate a manifest; anything malformed raises :class:`IntegrityError`."""
     try:
@@ -107,18 +146,10 @@ def decode_tree(data: bytes, algorithm: str | None = None) -> list[TreeEntry]:
     blocked: set[str] = set()  # files and links: nothing may live beneath them
     for number, line in enumerate(text[len(_HEADER) :].split("\n")[:-1], start=2):
         try:
-            kind, mode_text, size_text, digest_text, raw_path = line.split(" ", 4)
-            path = check_relative_path(_unescape(raw_path))
-            mode, size = int(mode_text, 8), int(size_text)
-            if kind not in ("f", "l", "d") or mode < 0 or mode > 0o777 or size < 0:
-                raise ValueError(line)
-            digest = None if kind == "d" else str(parse_digest(digest_text))
-            if kind == "d" and digest_text != "-":
-                raise ValueError(line)
-            if algorithm is not None and digest is not None and not digest.startswith(algorithm):
-                raise ValueError(line)
-        except (ValueError, InvalidPath) as exc:
+            entry = _parse_plain(line, algorithm) or _parse_line(line, algorithm)
+        except ValueError as exc:  # InvalidPath and InvalidDigest too
             raise IntegrityError(f"tree manifest line {number} is malformed: {exc}") from None
+        path = entry.path
         if path <= previous:
             raise IntegrityError(f"tree manifest line {number}: paths not strictly sorted")
         parent = path
@@ -126,10 +157,10 @@ def decode_tree(data: bytes, algorithm: str | None = None) -> list[TreeEntry]:
             parent = parent.rpartition("/")[0]
             if parent in blocked:
                 raise IntegrityError(f"tree manifest: {path!r} lies under a file or link")
-        if kind != "d":
+        if entry.kind != "d":
             blocked.add(path)
         previous = path
-        entries.append(TreeEntry(path, kind, mode, size, digest))
+        entries.append(entry)
     if not text.endswith("\n") and len(text) > len(_HEADER):
         raise IntegrityError("tree manifest is truncated")
     return entries
