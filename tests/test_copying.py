@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ import pytest
 import datakeep
 from datakeep import IntegrityError, copying
 from datakeep.content import CHUNK
-from datakeep.copying import copy_file, copy_verified
+from datakeep.copying import copy_file, copy_hashed, copy_verified
 from datakeep.digest import hash_bytes
 
 from .conftest import blob_path, damage
@@ -24,6 +25,7 @@ STEP = 64 * 1024  # small steps, so a copy of a few hundred KiB takes several
 @pytest.fixture
 def small_steps(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(copying, "_STEP", STEP)
+    monkeypatch.setattr(copying, "_SERIAL_STEP", STEP)
 
 
 @pytest.fixture
@@ -45,29 +47,55 @@ def _source(tmp_path: Path, data: bytes) -> Path:
     return path
 
 
-def _copy(source: Path, target: Path, digest: str, size: int) -> None:
+def _copy(source: Path, target: Path, digest: str, size: int, overlap: bool = True) -> None:
     src = os.open(source, os.O_RDONLY)
     try:
         with open(target, "x+b") as dst:
-            copy_verified(src, dst.fileno(), digest, size)
+            copy_verified(src, dst.fileno(), digest, size, overlap)
     finally:
         os.close(src)
 
 
+OVERLAP = pytest.mark.parametrize("overlap", [True, False], ids=["helper-thread", "serial"])
+
+
+@OVERLAP
 @pytest.mark.parametrize("algorithm", ["blake3", "sha256", "md5"])
 @pytest.mark.parametrize("size", [0, 1, STEP, 5 * STEP + 123])
 def test_a_verified_copy_is_exact_over_any_number_of_steps(
-    tmp_path: Path, small_steps: None, algorithm: str, size: int
+    tmp_path: Path, small_steps: None, algorithm: str, size: int, overlap: bool
 ) -> None:
     data = os.urandom(size)
     source = _source(tmp_path, data)
-    _copy(source, tmp_path / "copy", hash_bytes(data, algorithm), size)
+    _copy(source, tmp_path / "copy", hash_bytes(data, algorithm), size, overlap)
     assert (tmp_path / "copy").read_bytes() == data
 
 
+@OVERLAP
+def test_both_ways_feed_the_second_hasher_and_report_each_step(
+    tmp_path: Path, small_steps: None, overlap: bool
+) -> None:
+    data = os.urandom(3 * STEP + 5)
+    source = _source(tmp_path, data)
+    side = hashlib.sha256()
+    steps: list[tuple[int, int]] = []
+    src = os.open(source, os.O_RDONLY)
+    try:
+        with open(tmp_path / "copy", "x+b") as dst:
+            result = copy_hashed(
+                src, dst.fileno(), len(data), "blake3", lambda *s: steps.append(s), side, overlap
+            )
+    finally:
+        os.close(src)
+    assert result == (hash_bytes(data, "blake3"), len(data))
+    assert side.hexdigest() == hashlib.sha256(data).hexdigest()
+    assert steps == [(0, STEP), (STEP, STEP), (2 * STEP, STEP), (3 * STEP, 5)]
+
+
+@OVERLAP
 @pytest.mark.parametrize("kernel", [True, False], ids=["copy_file_range", "read-write"])
 def test_a_bad_byte_in_any_step_is_caught(
-    tmp_path: Path, small_steps: None, request: pytest.FixtureRequest, kernel: bool
+    tmp_path: Path, small_steps: None, request: pytest.FixtureRequest, kernel: bool, overlap: bool
 ) -> None:
     if not kernel:
         request.getfixturevalue("no_kernel_copy")
@@ -76,23 +104,27 @@ def test_a_bad_byte_in_any_step_is_caught(
     data[3 * STEP + 7] ^= 0x01
     source = _source(tmp_path, bytes(data))
     with pytest.raises(IntegrityError, match="corrupted"):
-        _copy(source, tmp_path / "copy", digest, len(data))
+        _copy(source, tmp_path / "copy", digest, len(data), overlap)
 
 
+@OVERLAP
 @pytest.mark.parametrize(("stored", "problem"), [(100, "truncated"), (300, "longer")])
-def test_a_source_of_the_wrong_size_is_refused(tmp_path: Path, stored: int, problem: str) -> None:
+def test_a_source_of_the_wrong_size_is_refused(
+    tmp_path: Path, stored: int, problem: str, overlap: bool
+) -> None:
     data = os.urandom(200)
     source = _source(tmp_path, os.urandom(stored))
     with pytest.raises(IntegrityError, match=problem):
-        _copy(source, tmp_path / "copy", hash_bytes(data, "blake3"), len(data))
+        _copy(source, tmp_path / "copy", hash_bytes(data, "blake3"), len(data), overlap)
 
 
+@OVERLAP
 def test_refused_kernel_copy_falls_back_to_reads_and_writes(
-    tmp_path: Path, small_steps: None, no_kernel_copy: list[int]
+    tmp_path: Path, small_steps: None, no_kernel_copy: list[int], overlap: bool
 ) -> None:
     data = os.urandom(3 * STEP + 5)
     source = _source(tmp_path, data)
-    _copy(source, tmp_path / "verified", hash_bytes(data, "blake3"), len(data))
+    _copy(source, tmp_path / "verified", hash_bytes(data, "blake3"), len(data), overlap)
     with open(source, "rb") as src, open(tmp_path / "plain", "xb") as dst:
         copy_file(src.fileno(), dst.fileno())
     assert (tmp_path / "verified").read_bytes() == data

@@ -142,10 +142,16 @@ class StagedLocalFile:
             raise storage_error("write", "(staged)", exc) from exc
 
     def copy_from(
-        self, src: int, size: int, algorithm: str, also: Hasher | None = None
+        self,
+        src: int,
+        size: int,
+        algorithm: str,
+        also: Hasher | None = None,
+        overlap: bool = True,
     ) -> tuple[str, int]:
         """Copy ``size`` bytes of the open file ``src`` in, instead of writing them:
-        :func:`~datakeep.copying.copy_hashed`'s (digest of the copy, bytes copied)."""
+        :func:`~datakeep.copying.copy_hashed`'s (digest of the copy, bytes copied), with
+        its ``overlap``."""
         assert self._file is not None and not self._written, "copy_from into a used file"
         fd = self._temp.fd
 
@@ -153,7 +159,7 @@ class StagedLocalFile:
             start_writeback(fd, offset, length)  # the disk works while the rest is copied
 
         try:
-            digest, copied = copy_hashed(src, fd, size, algorithm, landed, also)
+            digest, copied = copy_hashed(src, fd, size, algorithm, landed, also, overlap)
         except OSError as exc:
             self.abort()
             raise storage_error("copy", "(staged)", exc) from exc

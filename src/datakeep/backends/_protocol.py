@@ -107,11 +107,17 @@ class StagedFile(StagedBlob, Protocol):
     """A blob being written to a file, which can also be filled by copying a file."""
 
     def copy_from(
-        self, src: int, size: int, algorithm: str, also: Hasher | None = None
+        self,
+        src: int,
+        size: int,
+        algorithm: str,
+        also: Hasher | None = None,
+        overlap: bool = True,
     ) -> tuple[str, int]:
         """Fill the (still empty) blob with ``size`` bytes of the open file ``src``,
         copied in the kernel and hashed as they land: (the digest of the copy, the bytes
-        copied, fewer only if ``src`` ended first). ``also`` is fed the same bytes."""
+        copied, fewer only if ``src`` ended first). ``also`` is fed the same bytes;
+        ``overlap`` as :func:`~datakeep.copying.copy_hashed` takes it."""
 
     def __enter__(self) -> StagedFile: ...
 

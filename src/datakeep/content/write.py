@@ -86,12 +86,15 @@ class BlobWriting:
         link: LinkMode = "copy",
         expected: os.stat_result | None = None,
         expect: Expected | None = None,
+        overlap: bool = True,
     ) -> Written:
         """Store one regular file; the bytes are read once.
 
         ``expected`` is the file's stat from a directory scan: the file is stored only if
         it is still that file, unchanged, once read (which saves a stat per file).
         ``expect``: the digest the caller knows, checked before the blob is published.
+        Without ``overlap`` a large file is hashed on this thread alone
+        (:func:`~datakeep.copying.copy_hashed`), for callers that store several at once.
         """
         with source_file(path, expected) as (fd, before):
             if link == "copy" and before.st_size <= SMALL_FILE:
@@ -106,14 +109,19 @@ class BlobWriting:
                         return written
                     f.seek(0)
                 if self.files is not None and before.st_size >= CHUNK:
-                    written = self._copy_file_in(fd, before.st_size, tags, expect)
+                    written = self._copy_file_in(fd, before.st_size, tags, expect, overlap)
                 else:
                     written = self.write_stream(f, tags, expect)
                 check_unchanged(fd, before, path)
                 return written
 
     def _copy_file_in(
-        self, fd: int, size: int, tags: Mapping[str, str] | None, expect: Expected | None
+        self,
+        fd: int,
+        size: int,
+        tags: Mapping[str, str] | None,
+        expect: Expected | None,
+        overlap: bool,
     ) -> Written:
         """Store ``size`` bytes of the open file ``fd`` copied in the kernel, named by the
         hash of the copy itself (the caller checks that the file did not change)."""
@@ -121,7 +129,7 @@ class BlobWriting:
         for _attempt in range(2):  # copies by offset: a second one needs no seek
             with self.files.stage() as staged:
                 side = None if expect is None else expect.side_hasher()
-                digest, copied = staged.copy_from(fd, size, self.algorithm, side)
+                digest, copied = staged.copy_from(fd, size, self.algorithm, side, overlap)
                 if expect is not None:  # the copy is discarded unless committed
                     expect.check(digest, side)
                 key = self.router(digest, tags or {})

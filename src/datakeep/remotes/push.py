@@ -236,7 +236,9 @@ def _copy_file_to_file(
         raise NotFound(f"blob of {digest} is missing from the store") from None
     try:
         with target.stage() as staged:
-            copied_digest, copied = staged.copy_from(src, size, digest.partition(":")[0])
+            # hashed on this thread: the push's workers keep the cores busy already
+            algorithm = digest.partition(":")[0]
+            copied_digest, copied = staged.copy_from(src, size, algorithm, overlap=False)
             if copied < size:
                 raise IntegrityError(f"{digest} is truncated: {copied} of {size} bytes stored")
             if os.fstat(src).st_size > size:
