@@ -5,9 +5,11 @@ earlier one."""
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -166,9 +168,9 @@ def test_a_missing_pack_is_not_found_for_each_of_its_files(keep: Keep, tmp_path:
     assert [type(r) for r in keep.store.read_pack_members(member.pack, wanted)] == [NotFound]
 
 
-def _many_units(root: Path) -> dict[str, bytes]:
+def _many_units(root: Path, small: int = 700) -> dict[str, bytes]:
     """More small files than one unit of work holds, with large ones beside them."""
-    files = {f"d{i % 7}/f{i:04d}.txt": os.urandom(50 + i % 300) for i in range(700)}
+    files = {f"d{i % 7}/f{i:04d}.txt": os.urandom(50 + i % 300) for i in range(small)}
     files.update({f"large{i}.bin": os.urandom(CHUNK + i) for i in range(3)})
     for rel, data in files.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -232,3 +234,55 @@ def test_exported_modes_are_exact_whatever_the_umask(
         os.umask(previous)
     out = tmp_path / "out" / "packed"
     assert {p.name: p.stat().st_mode & 0o777 for p in out.iterdir()} == modes
+
+
+def test_a_disk_that_fills_mid_export_leaves_nothing_and_no_worker(
+    keep: Keep, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datakeep.trees import export as export_module
+
+    _many_units(tmp_path / "src", small=2000)  # eight units of small files
+    tree = keep.put_tree(tmp_path / "src")
+    real_write = export_module.write_new_file
+    calls = 0
+
+    def fills_up(*args: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 300:  # in the second unit of small files
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_write(*args)
+
+    monkeypatch.setattr(export_module, "write_new_file", fills_up)
+    with pytest.raises(OSError, match="No space left"):
+        keep.export(tree.digest, tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["project", "src"]  # no out, no staging
+    assert not [t for t in threading.enumerate() if t.name.startswith("datakeep-export")]
+    # the rest was skipped once the disk was full: at most the unit the worker was in
+    assert calls <= 300 + 256
+
+
+def test_a_large_copy_that_fails_stops_the_small_files_too(
+    keep: Keep, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datakeep.trees import export as export_module
+
+    _many_units(tmp_path / "src", small=2000)
+    tree = keep.put_tree(tmp_path / "src")
+    real_write = export_module.write_new_file
+    written = 0
+
+    def counted(*args: Any) -> None:
+        nonlocal written
+        written += 1
+        real_write(*args)
+
+    def full_disk(*args: Any) -> bool:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(export_module, "write_new_file", counted)
+    monkeypatch.setattr(keep.store, "export_file", full_disk)  # the large files' copy
+    with pytest.raises(OSError, match="No space left"):
+        keep.export(tree.digest, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    assert written <= 256  # at most the unit of small files under way, of eight

@@ -26,7 +26,6 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
-from queue import SimpleQueue
 
 from ..content import (
     CHUNK,
@@ -156,25 +155,29 @@ def export_entries(
                 done.append(e)
         finished.append(done)
 
-    units: SimpleQueue[Callable[[], None] | None] = SimpleQueue()  # None: no more
+    large_units: deque[Callable[[], None]] = deque()
+    small_units: deque[Callable[[], None]] = deque()
     stop = threading.Event()  # set by the first unexpected error: the rest is skipped
 
-    def take(report_finished: bool) -> None:
-        while (unit := units.get()) is not None:
-            if stop.is_set():
-                continue
-            try:
-                unit()
-            except BaseException:
-                stop.set()  # a full disk fails the next file too
-                raise
-            while report_finished and finished:
-                report(finished.popleft())
+    def take(*queues: deque[Callable[[], None]], report_finished: bool = False) -> None:
+        for queue in queues:
+            while not stop.is_set():
+                try:
+                    unit = queue.popleft()
+                except IndexError:  # empty, or another taker had the last one
+                    break
+                try:
+                    unit()
+                except BaseException:
+                    stop.set()  # a full disk fails the next file too
+                    raise
+                while report_finished and finished:
+                    report(finished.popleft())
 
     worker = ThreadPoolExecutor(1, thread_name_prefix="datakeep-export")
     taken: Future[None] | None = None
     try:
-        for large in (True, False):
+        for large, units in ((True, large_units), (False, small_units)):
             group = [e for e in files if (e.size >= CHUNK) == large]
             keys = store.keys_of([e.digest or "" for e in group], missing_ok)
             own: list[tuple[TreeEntry, str | None]] = []
@@ -188,13 +191,14 @@ def export_entries(
                     packed.setdefault(member.pack, []).append((e, member))
             per_unit = 1 if large else _UNIT_FILES
             for i in range(0, len(own), per_unit):
-                units.put(partial(own_files, own[i : i + per_unit]))
+                units.append(partial(own_files, own[i : i + per_unit]))
             for pack, members in packed.items():
                 members.sort(key=lambda member: member[1].offset)  # one read of each span
                 for i in range(0, len(members), _UNIT_FILES):
-                    units.put(partial(pack_files, pack, members[i : i + _UNIT_FILES]))
-            if taken is None:
-                taken = worker.submit(take, False)
+                    units.append(partial(pack_files, pack, members[i : i + _UNIT_FILES]))
+            if taken is None:  # (should it run out of large units before the small ones
+                # are queued, this thread takes those alone)
+                taken = worker.submit(take, large_units, small_units)
         for e in entries:
             if e.kind == "l":
                 assert e.digest is not None
@@ -202,14 +206,11 @@ def export_entries(
                 check_link_target(e.path, link_target)
                 os.symlink(link_target, staging / e.path)
                 report([e])
-        units.put(None)  # one for each taker
-        units.put(None)
-        take(True)
+        take(small_units, large_units, report_finished=True)
         if taken is not None:
             taken.result()
     finally:
         stop.set()  # after a failure here: the worker stops after its current unit
-        units.put(None)
         worker.shutdown(wait=True)
     while finished:
         report(finished.popleft())
