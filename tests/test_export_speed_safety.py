@@ -236,53 +236,49 @@ def test_exported_modes_are_exact_whatever_the_umask(
     assert {p.name: p.stat().st_mode & 0o777 for p in out.iterdir()} == modes
 
 
+def _full_disk(*args: Any) -> bool:
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def _small_writes(monkeypatch: pytest.MonkeyPatch, fail_at: int | None = None) -> list[int]:
+    """Count the export's writes of small files (one list item each); the ``fail_at``th
+    finds the disk full."""
+    from datakeep.content import write_new_file
+
+    calls: list[int] = []
+
+    def counted(*args: Any) -> None:
+        calls.append(1)
+        if len(calls) == fail_at:
+            _full_disk()
+        write_new_file(*args)
+
+    monkeypatch.setattr("datakeep.trees.export.write_new_file", counted)
+    return calls
+
+
 def test_a_disk_that_fills_mid_export_leaves_nothing_and_no_worker(
     keep: Keep, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from datakeep.trees import export as export_module
-
     _many_units(tmp_path / "src", small=2000)  # eight units of small files
     tree = keep.put_tree(tmp_path / "src")
-    real_write = export_module.write_new_file
-    calls = 0
-
-    def fills_up(*args: Any) -> None:
-        nonlocal calls
-        calls += 1
-        if calls == 300:  # in the second unit of small files
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        real_write(*args)
-
-    monkeypatch.setattr(export_module, "write_new_file", fills_up)
+    calls = _small_writes(monkeypatch, fail_at=300)  # in the second unit
     with pytest.raises(OSError, match="No space left"):
         keep.export(tree.digest, tmp_path / "out")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["project", "src"]  # no out, no staging
     assert not [t for t in threading.enumerate() if t.name.startswith("datakeep-export")]
     # the rest was skipped once the disk was full: at most the unit the worker was in
-    assert calls <= 300 + 256
+    assert len(calls) <= 300 + 256
 
 
 def test_a_large_copy_that_fails_stops_the_small_files_too(
     keep: Keep, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from datakeep.trees import export as export_module
-
     _many_units(tmp_path / "src", small=2000)
     tree = keep.put_tree(tmp_path / "src")
-    real_write = export_module.write_new_file
-    written = 0
-
-    def counted(*args: Any) -> None:
-        nonlocal written
-        written += 1
-        real_write(*args)
-
-    def full_disk(*args: Any) -> bool:
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    monkeypatch.setattr(export_module, "write_new_file", counted)
-    monkeypatch.setattr(keep.store, "export_file", full_disk)  # the large files' copy
+    calls = _small_writes(monkeypatch)
+    monkeypatch.setattr(keep.store, "export_file", _full_disk)  # the large files' copy
     with pytest.raises(OSError, match="No space left"):
         keep.export(tree.digest, tmp_path / "out")
     assert not (tmp_path / "out").exists()
-    assert written <= 256  # at most the unit of small files under way, of eight
+    assert len(calls) <= 256  # at most the unit of small files under way, of eight
