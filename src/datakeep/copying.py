@@ -83,7 +83,7 @@ def copy_hashed(
 
     Without ``overlap`` the copy and its hash take turns on the calling thread, a
     megabyte at a time: slower for one file, but a quarter less CPU, for callers that
-    keep every core busy with files of their own (a tree's export).
+    keep every core busy with files of their own (a tree's put and export, a push).
     """
     hasher = new_hasher(algorithm)
     if not overlap:
