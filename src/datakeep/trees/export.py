@@ -23,7 +23,7 @@ import shutil
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 
@@ -174,31 +174,34 @@ def export_entries(
                 while report_finished and finished:
                     report(finished.popleft())
 
+    def queue_units(large: bool, units: deque[Callable[[], None]]) -> None:
+        """Look up the large (or small) files' keys and queue them as units."""
+        group = [e for e in files if (e.size >= CHUNK) == large]
+        keys = store.keys_of([e.digest or "" for e in group], missing_ok)
+        own: list[tuple[TreeEntry, str | None]] = []
+        packed: dict[str, list[tuple[TreeEntry, PackMember]]] = {}
+        for e in group:
+            key = keys.get(e.digest or "")
+            member = None if key is None else pack_member(key)
+            if member is None:
+                own.append((e, key))
+            else:
+                packed.setdefault(member.pack, []).append((e, member))
+        per_unit = 1 if large else _UNIT_FILES
+        for i in range(0, len(own), per_unit):
+            units.append(partial(own_files, own[i : i + per_unit]))
+        for pack, members in packed.items():
+            members.sort(key=lambda member: member[1].offset)  # one read of each span
+            for i in range(0, len(members), _UNIT_FILES):
+                units.append(partial(pack_files, pack, members[i : i + _UNIT_FILES]))
+
     worker = ThreadPoolExecutor(1, thread_name_prefix="datakeep-export")
-    taken: Future[None] | None = None
     try:
-        for large, units in ((True, large_units), (False, small_units)):
-            group = [e for e in files if (e.size >= CHUNK) == large]
-            keys = store.keys_of([e.digest or "" for e in group], missing_ok)
-            own: list[tuple[TreeEntry, str | None]] = []
-            packed: dict[str, list[tuple[TreeEntry, PackMember]]] = {}
-            for e in group:
-                key = keys.get(e.digest or "")
-                member = None if key is None else pack_member(key)
-                if member is None:
-                    own.append((e, key))
-                else:
-                    packed.setdefault(member.pack, []).append((e, member))
-            per_unit = 1 if large else _UNIT_FILES
-            for i in range(0, len(own), per_unit):
-                units.append(partial(own_files, own[i : i + per_unit]))
-            for pack, members in packed.items():
-                members.sort(key=lambda member: member[1].offset)  # one read of each span
-                for i in range(0, len(members), _UNIT_FILES):
-                    units.append(partial(pack_files, pack, members[i : i + _UNIT_FILES]))
-            if taken is None:  # (should it run out of large units before the small ones
-                # are queued, this thread takes those alone)
-                taken = worker.submit(take, large_units, small_units)
+        queue_units(True, large_units)
+        # (should the worker run out of large units before the small ones are queued,
+        # this thread takes those alone)
+        taken = worker.submit(take, large_units, small_units)
+        queue_units(False, small_units)
         for e in entries:
             if e.kind == "l":
                 assert e.digest is not None
@@ -207,8 +210,7 @@ def export_entries(
                 os.symlink(link_target, staging / e.path)
                 report([e])
         take(small_units, large_units, report_finished=True)
-        if taken is not None:
-            taken.result()
+        taken.result()
     finally:
         stop.set()  # after a failure here: the worker stops after its current unit
         worker.shutdown(wait=True)
